@@ -1,0 +1,1 @@
+"""storefront_sdk: personalized storefront pages from a cascade of generative models."""
