@@ -2,20 +2,49 @@
 
 A :class:`Catalog` is an immutable, ordered collection of :class:`Product`
 with O(1) lookup by id. Loaders validate their input and raise
-:class:`~storefront_sdk.exceptions.CatalogError` naming file, row and field.
+:class:`~storefront_sdk.exceptions.CatalogError` naming file, row and field:
+
+* :meth:`Catalog.from_csv` — ``id,title`` (or ``product_id,product_name``) plus
+  optional ``department, aisle, brand, price, popularity`` and ``attr_*`` columns;
+* :meth:`Catalog.from_jsonl` — one JSON object per line, same fields,
+  ``attributes`` as an object;
+* :meth:`Catalog.from_instacart` — the Kaggle Instacart layout
+  (``products.csv`` + ``aisles.csv`` + ``departments.csv``);
+* :meth:`Catalog.demo` — the small grocery catalog shipped with the package.
+
+Rows are 1-based; in a CSV file the header is row 1 (as a spreadsheet shows
+it), in a JSONL file the row is the line number.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
+import io
+import json
+import math
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from functools import cached_property
+from functools import cache, cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
 
-from .exceptions import CatalogError
+from pydantic import ValidationError
+
+from .exceptions import CatalogError, ConfigurationError
 from .types import Product
 
 __all__ = ["Catalog"]
+
+PathLike = str | os.PathLike[str]
+
+_ALIASES = {"product_id": "id", "product_name": "title"}
+_COLUMNS = ("id", "title", "department", "aisle", "brand", "price", "popularity")
+_ATTR_PREFIX = "attr_"
+_DEMO_FILE = "demo_catalog.csv"
 
 
 class Catalog:
@@ -27,10 +56,116 @@ class Catalog:
         self._by_id: dict[str, Product] = {}
         for i, p in enumerate(self._products):
             if p.id in self._by_id:
-                raise CatalogError(f"duplicate product id {p.id!r}", path=name, row=i + 1, field="id")
+                raise CatalogError(
+                    f"duplicate product id {p.id!r}", path=name, row=i + 1, field="id"
+                )
             self._by_id[p.id] = p
         if not self._products:
             raise CatalogError("catalog is empty", path=name)
+
+    # -- loaders -------------------------------------------------------------------
+    @classmethod
+    def from_csv(
+        cls, path: PathLike, *, encoding: str = "utf-8", name: str | None = None
+    ) -> Catalog:
+        """Load a CSV file with columns ``id,title`` and optional product fields.
+
+        ``product_id``/``product_name`` are accepted for ``id``/``title``; every
+        ``attr_<key>`` column becomes ``attributes[<key>]`` (empty cells are
+        skipped); other columns are ignored. Column names are case-insensitive.
+        """
+        source = str(path)
+        text = _decode(_read_bytes(path), source, encoding, csv_rows=True)
+        products = _products_from_csv(text, source)
+        return cls(products, name=name or Path(path).stem)
+
+    @classmethod
+    def from_jsonl(
+        cls, path: PathLike, *, encoding: str = "utf-8", name: str | None = None
+    ) -> Catalog:
+        """Load one JSON object per line (blank lines skipped), fields as in :meth:`from_csv`.
+
+        ``attributes`` is an object of scalar values; ids may be strings or integers.
+        """
+        source = str(path)
+        text = _decode(_read_bytes(path), source, encoding, csv_rows=False)
+        products = _products_from_jsonl(text, source)
+        return cls(products, name=name or Path(path).stem)
+
+    @classmethod
+    def from_instacart(
+        cls, directory: PathLike, *, encoding: str = "utf-8", name: str = "instacart"
+    ) -> Catalog:
+        """Load the Kaggle Instacart layout: ``products.csv``, ``aisles.csv``, ``departments.csv``.
+
+        Aisle and department ids are resolved to their names; an id missing from
+        its lookup file is an error naming the products row and column.
+        """
+        root = Path(directory)
+        if not root.is_dir():
+            what = "is not a directory" if root.exists() else "directory not found"
+            raise CatalogError(
+                f"{what}; expected the Instacart folder holding products.csv, aisles.csv "
+                "and departments.csv",
+                path=str(directory),
+            )
+        aisles = _id_lookup(root / "aisles.csv", "aisle_id", "aisle", encoding)
+        departments = _id_lookup(root / "departments.csv", "department_id", "department", encoding)
+        source = str(root / "products.csv")
+        table = _Table(
+            _decode(_read_bytes(root / "products.csv"), source, encoding, csv_rows=True),
+            source,
+            required=("product_id", "product_name", "aisle_id", "department_id"),
+        )
+        c_id, c_title = table.col["product_id"], table.col["product_name"]
+        c_aisle, c_dept = table.col["aisle_id"], table.col["department_id"]
+        products: list[Product] = []
+        seen: dict[str, int] = {}
+        for row, rec in table.rows():
+            pid = _required_text(rec[c_id], source, row, "product_id")
+            _check_unique(seen, pid, source, row, "product_id")
+            title = _required_text(rec[c_title], source, row, "product_name")
+            aisle = _lookup(aisles, rec[c_aisle], "aisle_id", "aisles.csv", source, row)
+            dept = _lookup(
+                departments, rec[c_dept], "department_id", "departments.csv", source, row
+            )
+            products.append(
+                _make_product(source, row, id=pid, title=title, aisle=aisle, department=dept)
+            )
+        return cls(products, name=name)
+
+    @classmethod
+    def demo(cls) -> Catalog:
+        """The grocery demo catalog shipped with the package (~1,400 products, cached)."""
+        return _demo_catalog()
+
+    # -- writers -------------------------------------------------------------------
+    def to_csv(self, path: PathLike) -> None:
+        """Write a UTF-8 CSV that :meth:`from_csv` reads back to an equal catalog."""
+        attr_keys = sorted({k for p in self._products for k in p.attributes})
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f)
+            w.writerow([*_COLUMNS, *(_ATTR_PREFIX + k for k in attr_keys)])
+            for p in self._products:
+                w.writerow(
+                    [
+                        p.id,
+                        p.title,
+                        p.department,
+                        p.aisle,
+                        p.brand or "",
+                        _fmt_number(p.price),
+                        _fmt_number(p.popularity),
+                        *(p.attributes.get(k, "") for k in attr_keys),
+                    ]
+                )
+
+    def to_jsonl(self, path: PathLike) -> None:
+        """Write one JSON object per product; :meth:`from_jsonl` reads it back."""
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            for p in self._products:
+                f.write(json.dumps(p.model_dump(), ensure_ascii=False))
+                f.write("\n")
 
     # -- lookups ---------------------------------------------------------------
     @property
@@ -61,7 +196,10 @@ class Catalog:
     @cached_property
     def departments(self) -> list[str]:
         """Department names, most products first."""
-        return [d for d, _ in Counter(p.department for p in self._products if p.department).most_common()]
+        return [
+            d
+            for d, _ in Counter(p.department for p in self._products if p.department).most_common()
+        ]
 
     @cached_property
     def aisles(self) -> list[str]:
@@ -80,6 +218,420 @@ class Catalog:
     def with_popularity(self, counts: Mapping[str, float]) -> Catalog:
         """A copy whose products carry ``counts`` as popularity (0 when absent)."""
         return Catalog(
-            (p.model_copy(update={"popularity": float(counts.get(p.id, 0.0))}) for p in self._products),
+            (
+                p.model_copy(update={"popularity": float(counts.get(p.id, 0.0))})
+                for p in self._products
+            ),
             name=self.name,
         )
+
+
+# -- reading and decoding ---------------------------------------------------------------
+
+
+@cache
+def _demo_catalog() -> Catalog:
+    data = resources.files("storefront_sdk.data").joinpath(_DEMO_FILE).read_bytes()
+    source = f"storefront_sdk/data/{_DEMO_FILE}"
+    return Catalog(
+        _products_from_csv(_decode(data, source, "utf-8", csv_rows=True), source), name="demo"
+    )
+
+
+def _read_bytes(path: PathLike) -> bytes:
+    p = Path(path)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise CatalogError("file not found", path=str(path)) from None
+    except IsADirectoryError:
+        raise CatalogError("is a directory, expected a file", path=str(path)) from None
+    except OSError as e:
+        raise CatalogError(f"cannot read file: {e.strerror or e}", path=str(path)) from None
+
+
+def _decode(data: bytes, source: str, encoding: str, *, csv_rows: bool) -> str:
+    """Decode ``data``; an invalid byte becomes an error naming its row (and CSV column)."""
+    try:
+        codec = codecs.lookup(encoding)
+    except LookupError:
+        raise ConfigurationError(f"unknown encoding {encoding!r}") from None
+    if codec.name == "utf-8" and data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]  # Excel writes a BOM; it is not part of the header
+    try:
+        return data.decode(codec.name)
+    except UnicodeDecodeError as e:
+        row, field = _locate(data, e.start, codec.name, csv_rows=csv_rows)
+        raise CatalogError(
+            f"byte 0x{data[e.start]:02x} at file offset {e.start} is not valid {encoding}; "
+            "if the file uses another encoding, pass it, e.g. encoding='cp1252' (Excel on "
+            "Windows) or encoding='latin-1'",
+            path=source,
+            row=row,
+            field=field,
+        ) from None
+
+
+def _locate(data: bytes, offset: int, encoding: str, *, csv_rows: bool) -> tuple[int, str | None]:
+    """Row (and, for CSV, column name) of the byte at ``offset``."""
+    line = data.count(b"\n", 0, offset) + 1
+    if not csv_rows:
+        return line, None
+    try:
+        prefix = data[:offset].decode(encoding)
+        records = list(csv.reader(io.StringIO(prefix, newline="")))
+        header = records[0] if records else []
+        partial_last = bool(prefix) and not prefix.endswith(("\n", "\r"))
+        row = len(records) if partial_last else len(records) + 1
+        col: int | None = None  # the header row itself has no column to blame
+        if row > 1:
+            col = len(records[-1]) - 1 if partial_last else 0
+        field = header[col].strip() if col is not None and col < len(header) else None
+        return row, field
+    except (csv.Error, UnicodeDecodeError):  # pragma: no cover - fall back to the line number
+        return line, None
+
+
+class _Table:
+    """A decoded CSV text: validated header, column index, and (row, record) pairs."""
+
+    def __init__(
+        self, text: str, source: str, *, required: tuple[str, ...], expect: str = ""
+    ) -> None:
+        self.source = source
+        self._row = 0
+        self._reader = csv.reader(io.StringIO(text, newline=""))
+        header = self._next()
+        while header is not None and not any(h.strip() for h in header):
+            header = self._next()  # leading blank lines
+        if header is None:
+            raise CatalogError(
+                "file is empty; expected a header row with columns "
+                + (expect or ", ".join(required)),
+                path=source,
+            )
+        self.header_row = self._row
+        self.header = [h.strip() for h in header]
+        self.col: dict[str, int] = {}
+        for i, h in enumerate(self.header):
+            key = h.lower()
+            if not key:
+                continue
+            if key in self.col:
+                raise CatalogError(
+                    f"duplicate column {h!r}", path=source, row=self.header_row, field=h
+                )
+            self.col[key] = i
+        missing = [c for c in required if c not in self.col]
+        if missing:
+            raise CatalogError(
+                f"missing required column(s) {', '.join(repr(m) for m in missing)}; "
+                f"found {', '.join(repr(h) for h in self.header) or 'none'}",
+                path=source,
+                row=self.header_row,
+                field=missing[0],
+            )
+
+    def _next(self) -> list[str] | None:
+        try:
+            rec = next(self._reader)
+        except StopIteration:
+            return None
+        except csv.Error as e:
+            raise CatalogError(f"malformed CSV: {e}", path=self.source, row=self._row + 1) from None
+        self._row += 1
+        return rec
+
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        """Data records with their 1-based row numbers; blank lines are skipped."""
+        n = len(self.header)
+        any_rows = False
+        while (rec := self._next()) is not None:
+            if not rec or (len(rec) == 1 and not rec[0].strip()):
+                continue
+            if len(rec) != n:
+                raise CatalogError(
+                    f"expected {n} fields as in the header, found {len(rec)}",
+                    path=self.source,
+                    row=self._row,
+                )
+            any_rows = True
+            yield self._row, rec
+        if not any_rows:
+            raise CatalogError(
+                "no products: the file has a header but no data rows", path=self.source
+            )
+
+
+def _products_from_csv(text: str, source: str) -> list[Product]:
+    table = _Table(text, source, required=(), expect="id, title (and optional product fields)")
+    # Resolve aliases: product_id -> id, product_name -> title.
+    cols: dict[str, int] = {}
+    for key, i in table.col.items():
+        canon = _ALIASES.get(key, key)
+        if canon in cols:
+            alias = next(a for a, c in _ALIASES.items() if c == canon)
+            raise CatalogError(
+                f"both {canon!r} and its alias {alias!r} are present; keep one",
+                path=source,
+                row=table.header_row,
+                field=table.header[i],
+            )
+        cols[canon] = i
+    missing = [c for c in ("id", "title") if c not in cols]
+    if missing:
+        raise CatalogError(
+            f"missing required column(s) {', '.join(repr(m) for m in missing)} "
+            "(aliases: product_id, product_name); "
+            f"found {', '.join(repr(h) for h in table.header)}",
+            path=source,
+            row=table.header_row,
+            field=missing[0],
+        )
+    attr_cols: list[tuple[str, int]] = []
+    for i, h in enumerate(table.header):
+        if h.lower().startswith(_ATTR_PREFIX):
+            key = h[len(_ATTR_PREFIX) :]
+            if not key:
+                raise CatalogError(
+                    "attribute column needs a name after 'attr_'",
+                    path=source,
+                    row=table.header_row,
+                    field=h,
+                )
+            attr_cols.append((key, i))
+    c_id, c_title = cols["id"], cols["title"]
+    c_dept, c_aisle, c_brand = cols.get("department"), cols.get("aisle"), cols.get("brand")
+    c_price, c_pop = cols.get("price"), cols.get("popularity")
+
+    products: list[Product] = []
+    seen: dict[str, int] = {}
+    for row, rec in table.rows():
+        pid = _required_text(rec[c_id], source, row, "id")
+        _check_unique(seen, pid, source, row, "id")
+        fields: dict[str, Any] = {
+            "id": pid,
+            "title": _required_text(rec[c_title], source, row, "title"),
+        }
+        if c_dept is not None:
+            fields["department"] = rec[c_dept].strip()
+        if c_aisle is not None:
+            fields["aisle"] = rec[c_aisle].strip()
+        if c_brand is not None:
+            fields["brand"] = rec[c_brand].strip() or None
+        if c_price is not None:
+            fields["price"] = _number(rec[c_price], source, row, "price")
+        if c_pop is not None:
+            pop = _number(rec[c_pop], source, row, "popularity")
+            fields["popularity"] = 0.0 if pop is None else pop
+        if attr_cols:
+            fields["attributes"] = {k: v for k, i in attr_cols if (v := rec[i].strip())}
+        products.append(_make_product(source, row, **fields))
+    return products
+
+
+def _products_from_jsonl(text: str, source: str) -> list[Product]:
+    products: list[Product] = []
+    seen: dict[str, int] = {}
+    for row, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CatalogError(
+                f"malformed JSON: {e.msg} at column {e.colno}", path=source, row=row
+            ) from None
+        if not isinstance(obj, dict):
+            raise CatalogError(
+                f"expected a JSON object per line, found {_json_type(obj)}", path=source, row=row
+            )
+        obj = _resolve_aliases(obj, source, row)
+        for key in ("id", "title"):
+            if key not in obj:
+                raise CatalogError(f"missing required key {key!r}", path=source, row=row, field=key)
+        pid = _required_text(_json_id(obj["id"], source, row), source, row, "id")
+        _check_unique(seen, pid, source, row, "id")
+        fields: dict[str, Any] = {
+            "id": pid,
+            "title": _required_text(
+                _json_str(obj["title"], source, row, "title"), source, row, "title"
+            ),
+        }
+        for key in ("department", "aisle"):
+            if obj.get(key) is not None:
+                fields[key] = _json_str(obj[key], source, row, key).strip()
+        if obj.get("brand") is not None:
+            fields["brand"] = _json_str(obj["brand"], source, row, "brand").strip() or None
+        if "price" in obj:
+            fields["price"] = _json_number(obj["price"], source, row, "price")
+        if "popularity" in obj:
+            pop = _json_number(obj["popularity"], source, row, "popularity")
+            fields["popularity"] = 0.0 if pop is None else pop
+        if obj.get("attributes") is not None:
+            fields["attributes"] = _json_attributes(obj["attributes"], source, row)
+        products.append(_make_product(source, row, **fields))
+    if not products:
+        raise CatalogError("file is empty; expected one JSON object per line", path=source)
+    return products
+
+
+# -- field validation --------------------------------------------------------------------
+
+
+def _required_text(value: str, source: str, row: int, field: str) -> str:
+    value = value.strip()
+    if not value:
+        raise CatalogError(f"{field} is empty", path=source, row=row, field=field)
+    return value
+
+
+def _check_unique(seen: dict[str, int], pid: str, source: str, row: int, field: str) -> None:
+    first = seen.setdefault(pid, row)
+    if first != row:
+        raise CatalogError(
+            f"duplicate id {pid!r}: already used in row {first}", path=source, row=row, field=field
+        )
+
+
+def _number(text: str, source: str, row: int, field: str) -> float | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise CatalogError(f"{text!r} is not a number", path=source, row=row, field=field) from None
+    return _check_number(value, text, source, row, field)
+
+
+def _check_number(value: float, shown: str, source: str, row: int, field: str) -> float:
+    if not math.isfinite(value):
+        raise CatalogError(f"{shown!r} is not a finite number", path=source, row=row, field=field)
+    if value < 0:
+        raise CatalogError(f"{shown!r} is negative", path=source, row=row, field=field)
+    return value
+
+
+def _lookup(
+    table: dict[str, str], key: str, field: str, lookup_file: str, source: str, row: int
+) -> str:
+    key = key.strip()
+    try:
+        return table[key]
+    except KeyError:
+        raise CatalogError(
+            f"unknown {field} {key!r} (not in {lookup_file})", path=source, row=row, field=field
+        ) from None
+
+
+def _id_lookup(path: Path, id_col: str, name_col: str, encoding: str) -> dict[str, str]:
+    source = str(path)
+    table = _Table(
+        _decode(_read_bytes(path), source, encoding, csv_rows=True),
+        source,
+        required=(id_col, name_col),
+    )
+    c_id, c_name = table.col[id_col], table.col[name_col]
+    out: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for row, rec in table.rows():
+        key = _required_text(rec[c_id], source, row, id_col)
+        _check_unique(seen, key, source, row, id_col)
+        out[key] = _required_text(rec[c_name], source, row, name_col)
+    return out
+
+
+def _make_product(source: str, row: int, **fields: Any) -> Product:
+    try:
+        return Product(**fields)
+    except ValidationError as e:  # a safety net: the checks above catch the common cases
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or None
+        raise CatalogError(err["msg"], path=source, row=row, field=field) from None
+
+
+def _resolve_aliases(obj: dict[str, Any], source: str, row: int) -> dict[str, Any]:
+    for alias, canon in _ALIASES.items():
+        if alias in obj:
+            if canon in obj:
+                raise CatalogError(
+                    f"both {canon!r} and its alias {alias!r} are present; keep one",
+                    path=source,
+                    row=row,
+                    field=alias,
+                )
+            obj = {**obj, canon: obj[alias]}
+    return obj
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+    }.get(type(value), type(value).__name__)
+
+
+def _json_id(value: object, source: str, row: int) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise CatalogError(
+        f"expected a string or integer, found {_json_type(value)}", path=source, row=row, field="id"
+    )
+
+
+def _json_str(value: object, source: str, row: int, field: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise CatalogError(
+        f"expected a string, found {_json_type(value)}", path=source, row=row, field=field
+    )
+
+
+def _json_number(value: object, source: str, row: int, field: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _number(value, source, row, field)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _check_number(float(value), str(value), source, row, field)
+    raise CatalogError(
+        f"expected a number, found {_json_type(value)}", path=source, row=row, field=field
+    )
+
+
+def _json_attributes(value: object, source: str, row: int) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise CatalogError(
+            f"expected an object, found {_json_type(value)}",
+            path=source,
+            row=row,
+            field="attributes",
+        )
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        if v is None:
+            continue
+        if isinstance(v, (dict, list)):
+            raise CatalogError(
+                f"attribute values must be scalars, found {_json_type(v)}",
+                path=source,
+                row=row,
+                field=f"attributes.{k}",
+            )
+        out[k] = str(v).lower() if isinstance(v, bool) else str(v)
+    return out
+
+
+def _fmt_number(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
