@@ -1,0 +1,58 @@
+"""Offline evaluation: metrics, judges, Instacart eval cases and the side-by-side harness.
+
+::
+
+    from storefront_sdk.evaluation import load_instacart_users, evaluate, HeuristicJudge
+    cases = load_instacart_users("data/instacart/users_1_40", catalog)
+    report = evaluate(cases, {"static": sf_static, "history": sf_history})
+    print(report.table())
+"""
+
+from .harness import CaseResult, EvalReport, evaluate, standard_configs
+from .instacart import EvalCase, history_popularity, load_instacart_users
+from .judges import HeuristicJudge, LLMJudge, title_problems
+from .metrics import (
+    OnTheme,
+    aisle_coverage,
+    density,
+    department_coverage,
+    discovery_recall,
+    diversity,
+    hit_rate,
+    keyword_utilisation,
+    mean_placement_size,
+    nanmean,
+    next_basket_recall,
+    novelty,
+    on_theme_from_filter,
+    on_theme_from_report,
+    precision_on_theme,
+)
+
+__all__ = [
+    "CaseResult",
+    "EvalCase",
+    "EvalReport",
+    "HeuristicJudge",
+    "LLMJudge",
+    "OnTheme",
+    "aisle_coverage",
+    "density",
+    "department_coverage",
+    "discovery_recall",
+    "diversity",
+    "evaluate",
+    "history_popularity",
+    "hit_rate",
+    "keyword_utilisation",
+    "load_instacart_users",
+    "mean_placement_size",
+    "nanmean",
+    "next_basket_recall",
+    "novelty",
+    "on_theme_from_filter",
+    "on_theme_from_report",
+    "precision_on_theme",
+    "standard_configs",
+    "title_problems",
+]

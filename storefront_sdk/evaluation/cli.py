@@ -1,0 +1,119 @@
+"""``storefront eval``: compare storefront configurations on Instacart users.
+
+The main ``storefront`` command calls :func:`register` to add the subcommand;
+``python -m storefront_sdk.evaluation.cli ...`` runs it on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "register", "run"]
+
+_CONFIGS = ("static", "history", "local", "http")
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--instacart-dir",
+        required=True,
+        type=Path,
+        help="folder with products.csv, aisles.csv, departments.csv and the orders "
+        "(orders.csv and order_products__*.csv, here or in one sub-folder)",
+    )
+    p.add_argument(
+        "--orders-dir",
+        type=Path,
+        default=None,
+        help="folder with orders.csv and order_products__*.csv when not under --instacart-dir",
+    )
+    p.add_argument(
+        "--configs",
+        default="static,history",
+        help=f"comma-separated, among {', '.join(_CONFIGS)} (default: static,history)",
+    )
+    p.add_argument("--users", type=int, default=None, help="evaluate the first N users only")
+    p.add_argument(
+        "--base-url", default=None, help="OpenAI-compatible server for the 'http' config"
+    )
+    p.add_argument("--model", default=None, help="model name on --base-url")
+    p.add_argument("--out", type=Path, default=Path("eval-report"), help="output folder")
+    p.add_argument("--pages", type=int, default=3, help="sample pages kept per configuration")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``eval`` subcommand to the ``storefront`` command's subparsers."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "eval",
+        help="evaluate storefront configurations on Instacart users",
+        description="Build a page per user under each configuration, side by side; print the "
+        "metrics table and write report.json and report.html to --out.",
+    )
+    _add_arguments(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the evaluation described by parsed ``args``; returns the exit code."""
+    from ..catalog import Catalog
+    from ..exceptions import StorefrontError
+    from .harness import evaluate, standard_configs
+    from .instacart import history_popularity, load_instacart_users
+
+    names = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in names if c not in _CONFIGS]
+    if unknown or not names:
+        print(
+            f"storefront eval: unknown configuration(s) {unknown}; choose from {_CONFIGS}",
+            file=sys.stderr,
+        )
+        return 2
+    if "http" in names and not (args.base_url and args.model):
+        print(
+            "storefront eval: the 'http' configuration needs --base-url and --model",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        catalog = Catalog.from_instacart(args.instacart_dir)
+        cases = load_instacart_users(args.orders_dir or args.instacart_dir, catalog)
+        if args.users is not None:
+            cases = cases[: args.users]
+        # Popularity from the evaluated histories only, shared by every configuration.
+        catalog = catalog.with_popularity(history_popularity(cases))
+        configs = standard_configs(catalog, names, base_url=args.base_url, model=args.model)
+        report = evaluate(cases, configs, keep_pages=args.pages, progress=not args.quiet)
+    except StorefrontError as exc:
+        print(f"storefront eval: {exc}", file=sys.stderr)
+        return 1
+    print(report.table())
+    out: Path = args.out
+    json_path = report.to_json(out / "report.json")
+    written = [str(json_path)]
+    try:
+        from ..render import render_report_html
+    except ImportError:
+        render_report_html = None  # type: ignore[assignment]
+    if render_report_html is not None:
+        html_path = out / "report.html"
+        html_path.write_text(render_report_html(report), encoding="utf-8")
+        written.append(str(html_path))
+    print("wrote " + ", ".join(written))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry point: ``python -m storefront_sdk.evaluation.cli --instacart-dir DIR``."""
+    parser = argparse.ArgumentParser(prog="storefront eval", description=__doc__)
+    _add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

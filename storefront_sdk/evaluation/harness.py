@@ -1,0 +1,372 @@
+"""The evaluation harness: build every case's page under several configurations, side by side.
+
+``evaluate(cases, {"static": sf1, "history": sf2})`` builds one page per case
+and configuration, judges it, computes the metrics of :mod:`.metrics` per case,
+averages them per configuration, counts gate rejections and fallbacks from the
+pages' traces and keeps a few pages for previews. The result, an
+:class:`EvalReport`, prints as a text table and saves as JSON (and as HTML
+through :func:`storefront_sdk.render.render_report_html`).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..exceptions import ConfigurationError
+from ..interfaces import Judge, RelevanceFilter
+from ..types import JudgeReport, Page
+from . import metrics as m
+from .instacart import EvalCase
+from .judges import HeuristicJudge
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..storefront import Storefront, StorefrontConfig
+
+__all__ = ["CaseResult", "EvalReport", "evaluate", "standard_configs"]
+
+#: Metrics shown by :meth:`EvalReport.table`, in order, with their labels.
+TABLE_METRICS: tuple[tuple[str, str], ...] = (
+    ("recall", "next-basket recall"),
+    ("discovery_recall", "discovery recall"),
+    ("hit_rate", "hit rate"),
+    ("P-T@5", "P-T@5"),
+    ("P-T@20", "P-T@20"),
+    ("K-U", "K-U"),
+    ("density", "density (share >= min)"),
+    ("products_per_placement", "products / placement"),
+    ("placements", "placements / page"),
+    ("departments", "departments shown"),
+    ("aisles", "aisles shown"),
+    ("diversity", "diversity (products)"),
+    ("aisle_diversity", "diversity (aisles)"),
+    ("novelty", "novelty"),
+    ("build_ms", "build ms / page"),
+)
+
+
+class CaseResult(BaseModel):
+    """One case under one configuration: its metrics and the judge's pass rates."""
+
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
+
+    user_id: str
+    metrics: dict[str, float]
+    invalid_verdicts: int = 0
+
+
+class EvalReport(BaseModel):
+    """Per-configuration metrics (means over cases), trace counts and sample pages.
+
+    ``metrics[config][name]`` is the mean over cases where the metric is defined
+    (nan when it never is); ``gate_rejections[config]["Gate: reason"]`` and
+    ``fallbacks[config]["stage: reason"]`` count trace entries over all pages;
+    ``judge_pass_rates[config]["level/criterion"]`` is the share of valid
+    verdicts that passed.
+    """
+
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
+
+    configs: list[str]
+    n_cases: int
+    k: list[int]
+    judge: str | None = None
+    min_products: int | None = None
+    metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
+    judge_pass_rates: dict[str, dict[str, float]] = Field(default_factory=dict)
+    invalid_verdicts: dict[str, int] = Field(default_factory=dict)
+    gate_rejections: dict[str, dict[str, int]] = Field(default_factory=dict)
+    fallbacks: dict[str, dict[str, int]] = Field(default_factory=dict)
+    events: dict[str, dict[str, int]] = Field(default_factory=dict)
+    per_case: dict[str, list[CaseResult]] = Field(default_factory=dict)
+    sample_pages: dict[str, list[Page]] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=datetime.now)
+
+    def ratio(self, metric: str, config: str, baseline: str) -> float:
+        """``metrics[config][metric] / metrics[baseline][metric]`` (nan when undefined)."""
+        a = self.metrics.get(config, {}).get(metric, math.nan)
+        b = self.metrics.get(baseline, {}).get(metric, math.nan)
+        if math.isnan(a) or math.isnan(b) or b == 0:
+            return math.inf if b == 0 and a > 0 else math.nan
+        return a / b
+
+    def table(self) -> str:
+        """A plain-text table: one row per metric, configurations side by side."""
+        rows: list[tuple[str, list[str]]] = []
+        for key, label in TABLE_METRICS:
+            if any(key in self.metrics.get(c, {}) for c in self.configs):
+                rows.append((label, [_fmt(self.metrics.get(c, {}).get(key)) for c in self.configs]))
+        crits = sorted({k for c in self.configs for k in self.judge_pass_rates.get(c, {})})
+        if crits:
+            rows.append(("", ["" for _ in self.configs]))
+            for crit in crits:
+                rows.append(
+                    (
+                        f"judge {crit}",
+                        [_fmt(self.judge_pass_rates.get(c, {}).get(crit)) for c in self.configs],
+                    )
+                )
+            rows.append(
+                ("invalid verdicts", [str(self.invalid_verdicts.get(c, 0)) for c in self.configs])
+            )
+        rows.append(("", ["" for _ in self.configs]))
+        rows.append(
+            (
+                "gate rejections",
+                [str(sum(self.gate_rejections.get(c, {}).values())) for c in self.configs],
+            )
+        )
+        rows.append(
+            ("fallbacks", [str(sum(self.fallbacks.get(c, {}).values())) for c in self.configs])
+        )
+
+        width0 = max([len("metric"), *(len(r[0]) for r in rows)])
+        widths = [max(len(c), *(len(r[1][i]) for r in rows), 6) for i, c in enumerate(self.configs)]
+        head = (
+            "metric".ljust(width0)
+            + "  "
+            + "  ".join(c.rjust(w) for c, w in zip(self.configs, widths, strict=True))
+        )
+        lines = [
+            f"{self.n_cases} users, judge: {self.judge or 'none'}",
+            head,
+            "-" * len(head),
+        ]
+        for label, cells in rows:
+            lines.append(
+                label.ljust(width0)
+                + "  "
+                + "  ".join(v.rjust(w) for v, w in zip(cells, widths, strict=True))
+            )
+        return "\n".join(lines)
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write the report as JSON (undefined values as ``"NaN"``); returns the path."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(self.model_dump_json(indent=1), encoding="utf-8")
+        return p
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> EvalReport:
+        """Read a report written by :meth:`to_json`."""
+        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+def _fmt(v: float | None) -> str:
+    if v is None or math.isnan(v):
+        return "-"
+    return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+
+
+class _Progress:
+    """A one-line progress indicator on stderr: no dependency, silent when disabled."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None) -> None:
+        self.total, self.label, self.stream = total, label, stream
+        self.done = 0
+        self.start = time.perf_counter()
+
+    def step(self, n: int = 1) -> None:
+        self.done += n
+        if self.stream is None:
+            return
+        elapsed = time.perf_counter() - self.start
+        finished = self.done >= self.total
+        if self.stream.isatty():
+            bar = "#" * int((self.done / self.total if self.total else 1.0) * 24)
+            self.stream.write(
+                f"\r{self.label:<12} [{bar:<24}] {self.done}/{self.total} pages  {elapsed:6.1f}s"
+            )
+            if finished:
+                self.stream.write("\n")
+        elif finished:  # logs and pipes: one line per configuration, no carriage returns
+            self.stream.write(f"{self.label:<12} {self.done}/{self.total} pages  {elapsed:6.1f}s\n")
+        self.stream.flush()
+
+
+def _case_metrics(
+    page: Page,
+    case: EvalCase,
+    report: JudgeReport | None,
+    sf: Storefront,
+    ku_filter: RelevanceFilter,
+    k: Sequence[int],
+    min_products: int,
+    ku_min_relevant: int,
+) -> dict[str, float]:
+    targets = case.target_product_ids
+    out: dict[str, float] = {
+        "recall": m.next_basket_recall(page, targets),
+        "discovery_recall": m.discovery_recall(page, targets, case.user),
+        "hit_rate": m.hit_rate(page, targets),
+    }
+    if report is not None:
+        judged = m.on_theme_from_report(report)
+        for kk in k:
+            out[f"P-T@{kk}"] = m.precision_on_theme(page, judged, k=kk)
+    out["K-U"] = m.keyword_utilisation(
+        page,
+        sf.retriever,
+        ku_filter,
+        min_relevant=ku_min_relevant,
+        lookup=sf.catalog.get,
+    )
+    out.update(
+        {
+            "density": m.density(page, min_products=min_products),
+            "products_per_placement": m.mean_placement_size(page),
+            "placements": float(len(page.placements)),
+            "departments": m.department_coverage(page),
+            "aisles": m.aisle_coverage(page),
+            "diversity": m.diversity(page),
+            "aisle_diversity": m.diversity(page, by="aisles"),
+            "novelty": m.novelty(page, case.user),
+            "build_ms": page.trace.total_ms,
+        }
+    )
+    return out
+
+
+def evaluate(
+    cases: Sequence[EvalCase],
+    configs: Mapping[str, Storefront],
+    *,
+    judge: Judge | None = None,
+    k: Iterable[int] = (5, 20),
+    min_products: int | None = None,
+    ku_filter: RelevanceFilter | None = None,
+    ku_min_relevant: int = 1,
+    keep_pages: int = 3,
+    progress: bool | TextIO = True,
+) -> EvalReport:
+    """Build, judge and measure every case's page under each configuration.
+
+    ``judge`` decides on-theme products for P-T@k (default: a
+    :class:`~.judges.HeuristicJudge` over the first configuration's catalog).
+    K-U issues each keyword to the configuration's own retriever and judges the
+    results with ``ku_filter`` (default: the judge's filter when it has one,
+    else the configuration's). ``min_products`` defaults to each configuration's
+    own ``config.min_products``. ``progress`` writes a progress line to stderr
+    (or to the given stream).
+    """
+    if not configs:
+        raise ConfigurationError("evaluate() needs at least one configuration")
+    ks = sorted(set(k))
+    first = next(iter(configs.values()))
+    if judge is None:
+        judge = HeuristicJudge(catalog=first.catalog)
+    stream: TextIO | None = sys.stderr if progress is True else (progress or None)
+    report = EvalReport(
+        configs=list(configs),
+        n_cases=len(cases),
+        k=ks,
+        judge=judge.name,
+        min_products=min_products,
+    )
+    for name, sf in configs.items():
+        need = min_products if min_products is not None else sf.config.min_products
+        flt = ku_filter or (
+            judge.filter if isinstance(judge, HeuristicJudge) else sf.relevance_filter
+        )
+        bar = _Progress(len(cases), name, stream)
+        per_case: list[CaseResult] = []
+        gates: Counter[str] = Counter()
+        falls: Counter[str] = Counter()
+        events: Counter[str] = Counter()
+        passes: dict[str, list[bool]] = {}
+        invalid = 0
+        samples: list[Page] = []
+        for case in cases:
+            page = sf.build(case.user)
+            jr = judge.judge(page, case.user)
+            values = _case_metrics(page, case, jr, sf, flt, ks, need, ku_min_relevant)
+            n_invalid = len(jr.invalid)
+            invalid += n_invalid
+            for v in jr.verdicts:
+                if v.valid and v.passed is not None:
+                    passes.setdefault(f"{v.level}/{v.criterion}", []).append(v.passed)
+            per_case.append(
+                CaseResult(user_id=case.user.user_id, metrics=values, invalid_verdicts=n_invalid)
+            )
+            for ev in page.trace.events:
+                events[ev.kind] += 1
+            for ev in page.trace.events_of("gate"):
+                gates[f"{ev.data.get('gate', '?')}: {ev.data.get('reason', '?')}"] += 1
+            for rec in page.trace.fallbacks:
+                falls[f"{rec.stage}: {_short(rec.fallback_reason or '')}"] += 1
+            if len(samples) < keep_pages:
+                samples.append(page)
+            bar.step()
+        keys = list(dict.fromkeys(key for cr in per_case for key in cr.metrics))
+        report.metrics[name] = {
+            key: m.nanmean(cr.metrics.get(key, math.nan) for cr in per_case) for key in keys
+        }
+        report.judge_pass_rates[name] = {c: sum(v) / len(v) for c, v in sorted(passes.items())}
+        report.invalid_verdicts[name] = invalid
+        report.gate_rejections[name] = dict(gates.most_common())
+        report.fallbacks[name] = dict(falls.most_common())
+        report.events[name] = dict(events.most_common())
+        report.per_case[name] = per_case
+        report.sample_pages[name] = samples
+    return report
+
+
+def _short(reason: str, limit: int = 80) -> str:
+    """Group fallback reasons: drop the variable tail (numbers, quoted names)."""
+    head = reason.split(":")[0] if ":" in reason else reason
+    return head.strip()[:limit]
+
+
+def standard_configs(
+    catalog: Catalog,
+    names: Sequence[str] = ("static", "history"),
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    api_key: str | None = None,
+    config: StorefrontConfig | None = None,
+    cache: Any = None,
+) -> dict[str, Storefront]:
+    """The named configurations the CLI compares, all with the same page shape.
+
+    ``static``: fixed themes for everyone; ``history``: themes from the user's
+    history (no model); ``local``: the local model; ``http``: an
+    OpenAI-compatible server at ``base_url`` serving ``model``.
+    """
+    from ..generation.static import StaticThemeGenerator
+    from ..storefront import Storefront
+
+    out: dict[str, Storefront] = {}
+    for name in names:
+        if name == "static":
+            out[name] = Storefront(
+                catalog, llm=None, cache=None, theme_generator=StaticThemeGenerator(), config=config
+            )
+        elif name == "history":
+            out[name] = Storefront(catalog, llm=None, cache=None, config=config)
+        elif name == "local":
+            from ..llm.outlines import LocalLLM
+
+            out[name] = Storefront(catalog, llm=LocalLLM.default(), cache=cache, config=config)
+        elif name == "http":
+            if not base_url or not model:
+                raise ConfigurationError("the 'http' configuration needs base_url and model")
+            from ..llm.openai import OpenAICompatibleLLM
+
+            llm = OpenAICompatibleLLM(base_url, model, api_key=api_key)
+            out[name] = Storefront(catalog, llm=llm, cache=cache, config=config)
+        else:
+            raise ConfigurationError(
+                f"unknown configuration {name!r}: choose from static, history, local, http"
+            )
+    return out
