@@ -407,9 +407,10 @@ def render_report_html(
 ) -> str:
     """An evaluation report as a standalone HTML document.
 
-    Configurations side by side (metrics and per-gate rejection counts), bar
-    charts as inline PNGs when matplotlib is installed (tables only otherwise),
-    and up to ``pages_per_config`` sample pages per configuration.
+    Configurations side by side (metrics, per-gate rejection counts and, for an
+    :class:`~storefront_sdk.evaluation.harness.EvalReport`, fallbacks and judge
+    pass rates), bar charts as inline PNGs when matplotlib is installed (tables
+    only otherwise), and up to ``pages_per_config`` sample pages per configuration.
     """
     configs = list(report.configs)
     metrics = report.metrics
@@ -418,10 +419,22 @@ def render_report_html(
     metric_names = _ordered_union(metrics.get(c, {}).keys() for c in configs)
     reasons = _ordered_union(rejections.get(c, {}).keys() for c in configs)
 
+    # Optional fields of storefront_sdk.evaluation.EvalReport, shown when present.
+    n_cases = getattr(report, "n_cases", None)
+    judge = getattr(report, "judge", None)
+    pass_rates: Mapping[str, Mapping[str, float]] = getattr(report, "judge_pass_rates", None) or {}
+    invalid: Mapping[str, int] = getattr(report, "invalid_verdicts", None) or {}
+    fallbacks: Mapping[str, Mapping[str, int]] = getattr(report, "fallbacks", None) or {}
+    meta = [f"{len(configs)} configurations"]
+    if isinstance(n_cases, int):
+        meta.append(f"{n_cases} users")
+    if judge:
+        meta.append(f"judge: {judge}")
+    meta.append(f"generated {datetime.now():%Y-%m-%d %H:%M}")
+
     parts = [
         f'<header class="page-header"><h1 class="page-title">{_esc(title)}</h1>'
-        f'<p class="page-meta">{len(configs)} configurations · '
-        f'generated {datetime.now():%Y-%m-%d %H:%M}</p></header>\n<main class="report">\n',
+        f'<p class="page-meta">{_esc(" · ".join(meta))}</p></header>\n<main class="report">\n',
         '<h2 class="report-section" id="metrics">Metrics</h2>\n',
     ]
     if metric_names:
@@ -460,6 +473,35 @@ def render_report_html(
         )
     else:
         parts.append('<p class="empty">No gate rejected anything.</p>\n')
+    fallback_reasons = _ordered_union(fallbacks.get(c, {}).keys() for c in configs)
+    if fallback_reasons:
+        parts.append('<h2 class="report-section" id="fallbacks">Fallbacks</h2>\n')
+        parts.append(
+            _table(
+                "fallbacks per stage and reason",
+                fallback_reasons,
+                configs,
+                lambda c, r: _esc(fallbacks.get(c, {}).get(r, 0)),
+                "fallbacks",
+            )
+        )
+    criteria = sorted({k for c in configs for k in pass_rates.get(c, {})})
+    if criteria:
+        parts.append('<h2 class="report-section" id="judge">Judge pass rates</h2>\n')
+        parts.append(
+            _table(
+                "share of valid verdicts that passed"
+                + (
+                    f"; invalid verdicts: {', '.join(f'{c} {invalid.get(c, 0)}' for c in configs)}"
+                    if invalid
+                    else ""
+                ),
+                criteria,
+                configs,
+                lambda c, k: _fmt_num(pass_rates.get(c, {}).get(k)),
+                "judge-pass-rates",
+            )
+        )
     if pages_per_config > 0 and any(samples.get(c) for c in configs):
         parts.append('<h2 class="report-section" id="samples">Sample pages</h2>\n')
         for c in configs:

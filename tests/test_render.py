@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass, field
+import sys
 
 import pytest
 from htmldom import Node, parse
 
+from storefront_sdk.evaluation.harness import EvalReport
 from storefront_sdk.render import render_page_html, render_report_html
 from storefront_sdk.types import Page, Placement, Product, ScoredProduct, StageRecord, Theme
 
@@ -238,26 +239,25 @@ def test_real_catalog_products_render(instacart_catalog) -> None:  # type: ignor
 # -- evaluation report ------------------------------------------------------------------
 
 
-@dataclass
-class Report:
-    """The shape render_report_html reads (an EvalReport carries the same fields)."""
-
-    configs: list[str]
-    metrics: dict[str, dict[str, float]]
-    gate_rejections: dict[str, dict[str, int]] = field(default_factory=dict)
-    sample_pages: dict[str, list[Page]] = field(default_factory=dict)
-
-
-def _report() -> Report:
+def _report() -> EvalReport:
     page = _page()
-    return Report(
+    return EvalReport(
         configs=["baseline", "llm+bm25", HOSTILE[0]],
+        n_cases=3,
+        k=[5],
+        judge="heuristic",
         metrics={
             "baseline": {"P-T@5": 0.62, "K-U": 0.40, "density": 7.5},
             "llm+bm25": {"P-T@5": 0.81, "K-U": 0.66, "density": 9.0, "diversity": 0.5},
             HOSTILE[0]: {"P-T@5": float("nan"), HOSTILE[1]: 1.0},
         },
         gate_rejections={"baseline": {"density": 3}, "llm+bm25": {"density": 1, "duplicate": 4}},
+        fallbacks={"llm+bm25": {"themes: invalid JSON": 2}},
+        judge_pass_rates={
+            "baseline": {"placement/title": 0.5},
+            "llm+bm25": {"placement/title": 0.9},
+        },
+        invalid_verdicts={"llm+bm25": 1},
         sample_pages={"baseline": [page, page, page], "llm+bm25": [page]},
     )
 
@@ -285,6 +285,11 @@ def test_report_puts_configs_side_by_side() -> None:
         "density": ["3", "1", "0"],
         "duplicate": ["0", "4", "0"],
     }
+    assert _cells(dom.find("table", "fallbacks")) == {"themes: invalid JSON": ["0", "2", "0"]}
+    assert _cells(dom.find("table", "judge-pass-rates")) == {
+        "placement/title": ["0.500", "0.900", "—"]
+    }
+    assert "3 users" in dom.find("p", "page-meta").text
     assert dom.find_all("img") == [] and dom.find_all("script") == []
 
 
@@ -319,3 +324,11 @@ def test_report_plots_are_inline_pngs() -> None:
         m = re.fullmatch(r"data:image/png;base64,([A-Za-z0-9+/=]+)", src)
         assert m, src[:60]
         assert base64.b64decode(m.group(1)).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_report_without_matplotlib_keeps_its_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if not installed
+    dom = parse(render_report_html(_report()))
+    assert dom.find_all("img") == []
+    assert "Install matplotlib" in dom.find("p", "note").text
+    assert dom.find_all("table", "metrics") and dom.find_all("table", "gate-rejections")
