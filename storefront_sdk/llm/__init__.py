@@ -11,6 +11,7 @@ from .base import (
     Structured,
     as_output,
 )
+from .outlines import LocalLLM, OutlinesLLM  # cheap: outlines/llama_cpp load on first use
 
 __all__ = [
     "LLM",
@@ -18,7 +19,9 @@ __all__ = [
     "Choice",
     "LLMResult",
     "LLMUsage",
+    "LocalLLM",
     "MultiChoice",
+    "OutlinesLLM",
     "OutputSpec",
     "Structured",
     "as_output",
