@@ -11,6 +11,7 @@ from .base import (
     Structured,
     as_output,
 )
+from .openai import OpenAICompatibleLLM
 from .outlines import LocalLLM, OutlinesLLM  # cheap: outlines/llama_cpp load on first use
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "LLMUsage",
     "LocalLLM",
     "MultiChoice",
+    "OpenAICompatibleLLM",
     "OutlinesLLM",
     "OutputSpec",
     "Structured",

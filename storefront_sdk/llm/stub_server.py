@@ -1,0 +1,456 @@
+"""A real, in-process OpenAI-compatible HTTP server for tests, demos and benchmarks.
+
+``StubOpenAIServer`` listens on ``127.0.0.1`` (a free port), answers
+``POST /v1/chat/completions`` and ``GET /v1/models``, and serves each request
+on its own thread, so it handles many concurrent clients::
+
+    with StubOpenAIServer(latency=0.2, failure_rate=0.1, seed=0) as srv:
+        llm = OpenAICompatibleLLM(srv.base_url, model="stub")
+        ...
+        srv.request_count, srv.failures_injected, srv.max_in_flight
+
+Answers come from ``responder(request_json) -> str`` when given, otherwise from
+:func:`sample_from_schema`, which produces JSON satisfying the request's
+``response_format`` schema (either the OpenAI ``json_schema`` or the llama.cpp
+``json_object`` + ``schema`` shape). Failures (429 with Retry-After, 500,
+hangs past the client's timeout, malformed JSON content) are injected at
+``failure_rate``, drawn from a seeded generator, so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from ..exceptions import ConfigurationError
+
+__all__ = ["FAILURE_KINDS", "StubOpenAIServer", "sample_from_schema"]
+
+Responder = Callable[[dict[str, Any]], str]
+
+FAILURE_KINDS = ("rate_limit", "server_error", "timeout", "malformed")
+"""What the stub can inject: 429 + Retry-After, 500, a hang, invalid JSON content."""
+
+_FALLBACK_WORDS = (
+    "fresh", "pantry", "weeknight", "breakfast", "snacks", "organic", "pasta", "greens",
+    "baking", "citrus", "coffee", "cheese", "soup", "picnic", "spice", "berries",
+)  # fmt: skip
+_STOPWORD_TEXT = (
+    "about also after answer based been bought choose every from give have into json list more "
+    "must only other placement placements propose should some than that their theme themes "
+    "them then there these they this those user users "
+    "using what when which with would your"
+)
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+def sample_from_schema(
+    schema: dict[str, Any], rng: random.Random, words: Sequence[str] = ()
+) -> Any:
+    """A value that satisfies a (reasonable) JSON schema.
+
+    Enums pick among their options, strings are built from ``words`` (e.g. the
+    prompt's words), arrays respect ``minItems``/``maxItems`` (distinct picks
+    from enum items), objects fill their required properties, ``$ref`` into
+    ``$defs`` is followed. Unsupported keywords (``pattern``, ``format``) are
+    ignored.
+    """
+    pool = tuple(words) if len(words) >= 6 else tuple(words) + _FALLBACK_WORDS
+    return _Sampler(schema, rng, pool).sample(schema, "")
+
+
+class _Sampler:
+    def __init__(self, root: dict[str, Any], rng: random.Random, words: tuple[str, ...]) -> None:
+        self.root = root
+        self.rng = rng
+        self.words = words
+
+    def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
+        seen = 0
+        while "$ref" in schema and seen < 32:
+            ref = str(schema["$ref"])
+            if not ref.startswith("#/"):
+                raise ConfigurationError(f"stub server cannot follow $ref {ref!r}")
+            node: Any = self.root
+            for part in ref[2:].split("/"):
+                node = node[part]
+            schema = {**node, **{k: v for k, v in schema.items() if k != "$ref"}}
+            seen += 1
+        return schema
+
+    def sample(self, schema: dict[str, Any], key: str) -> Any:
+        schema = self.resolve(schema)
+        if "const" in schema:
+            return schema["const"]
+        if "enum" in schema:
+            return self.rng.choice(list(schema["enum"]))
+        for combo in ("anyOf", "oneOf", "allOf"):
+            if combo in schema:
+                options = [self.resolve(s) for s in schema[combo]]
+                usable = [s for s in options if s.get("type") != "null"] or options
+                return self.sample(usable[0], key)
+        kind = schema.get("type")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), "null")
+        if kind is None:
+            kind = "object" if "properties" in schema else "string"
+        if kind == "object":
+            props: dict[str, Any] = schema.get("properties", {})
+            required = schema.get("required", [])
+            return {name: self.sample(props.get(name, {}), name) for name in required}
+        if kind == "array":
+            return self.array(schema, key)
+        if kind == "string":
+            return self.string(schema, key)
+        if kind == "integer":
+            lo, hi = self.bounds(schema, 1, 5)
+            return self.rng.randint(math.ceil(lo), max(math.ceil(lo), math.floor(hi)))
+        if kind == "number":
+            lo, hi = self.bounds(schema, 0.0, 1.0)
+            return round(self.rng.uniform(lo, hi), 3)
+        if kind == "boolean":
+            return self.rng.random() < 0.5
+        return None
+
+    def bounds(self, schema: dict[str, Any], lo: float, hi: float) -> tuple[float, float]:
+        step = 1.0 if schema.get("type") == "integer" else 1e-6
+        low = schema.get("minimum")
+        if low is None and "exclusiveMinimum" in schema:
+            low = float(schema["exclusiveMinimum"]) + step
+        high = schema.get("maximum")
+        if high is None and "exclusiveMaximum" in schema:
+            high = float(schema["exclusiveMaximum"]) - step
+        if low is None:
+            low = lo if high is None else min(lo, float(high))
+        if high is None:
+            high = max(hi, float(low))
+        return float(low), max(float(low), float(high))
+
+    def array(self, schema: dict[str, Any], key: str) -> list[Any]:
+        lo = int(schema.get("minItems", 1))
+        hi = int(schema.get("maxItems", lo + 2))
+        n = self.rng.randint(lo, max(lo, min(hi, lo + 3)))
+        items = self.resolve(schema.get("items", {}))
+        if "enum" in items:
+            options = list(dict.fromkeys(items["enum"]))
+            return self.rng.sample(options, min(n, len(options)))
+        out: list[Any] = []
+        for _ in range(n * 4):
+            value = self.sample(items, key)
+            if not schema.get("uniqueItems") or value not in out:
+                out.append(value)
+            if len(out) == n:
+                break
+        return out
+
+    def string(self, schema: dict[str, Any], key: str) -> str:
+        lo = int(schema.get("minLength", 0))
+        hi = int(schema.get("maxLength", 200))
+        name = key.lower()
+        if name in ("title", "name", "label", "headline"):
+            count, cap = self.rng.randint(2, 4), True
+        elif name in ("description", "reason", "reasoning", "rationale", "summary", "explanation"):
+            count, cap = self.rng.randint(6, 10), False
+        else:
+            count, cap = self.rng.randint(1, 2), False
+        pool = self.words
+        picked = self.rng.sample(pool, count) if len(pool) >= count else list(pool)
+        text = " ".join(w.capitalize() for w in picked) if cap else " ".join(picked)
+        if name in ("description", "reason", "reasoning", "rationale", "summary", "explanation"):
+            text = text[:1].upper() + text[1:] + "."
+        while len(text) < lo:
+            text += " " + self.rng.choice(self.words)
+        return text[:hi].rstrip() if len(text[:hi].rstrip()) >= lo else text[:hi]
+
+
+def _prompt_words(messages: Any) -> list[str]:
+    """Distinct content words of the user/system messages: material for plausible strings."""
+    words: list[str] = []
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict) and message.get("role") in ("system", "user"):
+                for word in re.findall(r"[A-Za-z]{4,}", str(message.get("content", ""))):
+                    lower = word.lower()
+                    if lower not in _STOPWORDS and lower not in words:
+                        words.append(lower)
+    return words
+
+
+def _request_schema(body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    """(format type, schema) of the request's ``response_format``, in either shape."""
+    fmt = body.get("response_format")
+    if not isinstance(fmt, dict):
+        return None, None
+    kind = fmt.get("type")
+    if kind == "json_schema":
+        spec = fmt.get("json_schema") or {}
+        return kind, spec.get("schema") if isinstance(spec, dict) else None
+    if kind == "json_object":
+        schema = fmt.get("schema")
+        return kind, schema if isinstance(schema, dict) else None
+    return str(kind) if kind is not None else None, None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+    allow_reuse_address = True
+    stub: StubOpenAIServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    timeout = 30  # idle keep-alive connections close after this
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stalls
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests and benchmarks do not want a line per request."""
+
+    def do_GET(self) -> None:
+        stub = self.server.stub
+        if self.path.rstrip("/") in ("/v1/models", "/models"):
+            self._send(200, {"object": "list", "data": [{"id": stub.model, "object": "model"}]})
+        else:
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+    def do_POST(self) -> None:
+        stub = self.server.stub
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        try:
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+        except ValueError as exc:
+            self._send(400, {"error": {"message": f"invalid JSON body: {exc}"}})
+            return
+        status, payload, headers = stub._handle(body, self.headers.get("Authorization"))
+        self._send(status, payload, headers)
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (e.g. an injected hang)
+
+
+class StubOpenAIServer:
+    """An OpenAI-compatible chat-completions server on ``127.0.0.1`` for offline use.
+
+    ``latency`` delays every answer; ``failure_rate`` injects one of
+    ``failures`` (see :data:`FAILURE_KINDS`); ``response_formats`` lists the
+    ``response_format`` types accepted (``("json_object",)`` behaves like
+    llama.cpp's server and rejects ``json_schema`` with HTTP 400);
+    ``api_key``, when set, is required as a bearer token.
+    """
+
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        *,
+        latency: float = 0.0,
+        failure_rate: float = 0.0,
+        failures: Collection[str] = FAILURE_KINDS,
+        seed: int = 0,
+        retry_after: float = 1.0,
+        hang_seconds: float = 10.0,
+        response_formats: Collection[str] = ("json_schema", "json_object"),
+        api_key: str | None = None,
+        model: str = "stub-model",
+    ) -> None:
+        unknown = set(failures) - set(FAILURE_KINDS)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown failure kinds {sorted(unknown)}; use {FAILURE_KINDS}"
+            )
+        if not 0.0 <= failure_rate <= 1.0:
+            raise ConfigurationError("failure_rate must be within [0, 1]")
+        self.responder = responder
+        self.latency = latency
+        self.failure_rate = failure_rate
+        self.failures = tuple(k for k in FAILURE_KINDS if k in set(failures))
+        self.seed = seed
+        self.retry_after = retry_after
+        self.hang_seconds = hang_seconds
+        self.response_formats = tuple(response_formats)
+        self.model = model
+        self._api_key = api_key
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._in_flight = 0
+        self.request_count = 0
+        """Chat-completion requests received (including failed ones)."""
+        self.max_in_flight = 0
+        """The most requests that were being served at the same moment."""
+        self.failures_injected: Counter[str] = Counter()
+        self.requests: list[dict[str, Any]] = []
+        """Every chat-completion request body, in arrival order."""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/v1``: what to pass to ``OpenAICompatibleLLM``."""
+        if self._server is None:
+            raise ConfigurationError("StubOpenAIServer is not running; use it as a context manager")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    def start(self) -> StubOpenAIServer:
+        """Bind a free port and serve on a background thread."""
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.stub = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
+            name=f"StubOpenAIServer:{server.server_address[1]}",
+        )  # fmt: skip
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; hanging requests are released."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> StubOpenAIServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ one request
+
+    def _handle(
+        self, body: dict[str, Any], authorization: str | None
+    ) -> tuple[int, Any, dict[str, str]]:
+        with self._lock:
+            self.request_count += 1
+            number = self.request_count
+            self.requests.append(body)
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            failure = None
+            if self.failures and self._rng.random() < self.failure_rate:
+                failure = self._rng.choice(self.failures)
+                self.failures_injected[failure] += 1
+        try:
+            if self.latency > 0:
+                self._stopping.wait(self.latency)
+            return self._answer(body, authorization, number, failure)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _answer(
+        self, body: dict[str, Any], authorization: str | None, number: int, failure: str | None
+    ) -> tuple[int, Any, dict[str, str]]:
+        if self._api_key is not None and authorization != f"Bearer {self._api_key}":
+            return 401, _error("invalid or missing API key", "authentication_error"), {}
+        kind, schema = _request_schema(body)
+        if kind is not None and kind != "text" and kind not in self.response_formats:
+            message = f"response_format type {kind!r} is not supported; use {self.response_formats}"
+            return 400, _error(message, "invalid_request_error", "response_format"), {}
+        if failure == "rate_limit":
+            return (
+                429,
+                _error("rate limited (injected)", "rate_limit_error"),
+                {"Retry-After": f"{self.retry_after:g}"},
+            )
+        if failure == "server_error":
+            return 500, _error("internal error (injected)", "server_error"), {}
+        if failure == "timeout":
+            self._stopping.wait(self.hang_seconds)
+        content = self._content(body, schema)
+        if failure == "malformed":
+            content = _malformed(content)
+        return 200, self._completion(body, content, number), {}
+
+    def _content(self, body: dict[str, Any], schema: dict[str, Any] | None) -> str:
+        if self.responder is not None:
+            return self.responder(body)
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        rng = random.Random(f"{self.seed}:{digest}")
+        words = _prompt_words(body.get("messages"))
+        if schema is None:
+            return " ".join(rng.choice(words or list(_FALLBACK_WORDS)) for _ in range(8))
+        return json.dumps(sample_from_schema(schema, rng, words))
+
+    def _completion(self, body: dict[str, Any], content: str, number: int) -> dict[str, Any]:
+        prompt = sum(
+            len(str(m.get("content", "")).split()) + 4
+            for m in body.get("messages", [])
+            if isinstance(m, dict)
+        )
+        completion = max(1, len(content) // 4)
+        return {
+            "id": f"chatcmpl-stub-{number}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": str(body.get("model") or self.model),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
+        }
+
+
+def _error(message: str, kind: str, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": None}}
+
+
+def _malformed(content: str) -> str:
+    """Cut ``content`` in half so that it is no longer valid JSON."""
+    cut = content[: max(1, len(content) // 2)]
+    try:
+        json.loads(cut)
+    except ValueError:
+        return cut
+    return "{" + cut
