@@ -1,0 +1,355 @@
+"""Quality and safety gates (AIQA) in the page assembly path.
+
+A gate looks at a theme before retrieval, at each product of a placement, and
+at each assembled placement against those already accepted. Each check returns
+``None`` to accept or a short reason code to reject; the storefront drops what
+is rejected and records ``gate``, ``reason`` and the subject in the trace
+(``page.trace.events_of("gate")``). Gates must be cheap: they run on every build.
+
+A reason is a code from :data:`REASON_CODES`, optionally followed by ``:`` and
+a detail (``"sensitive_trait:health"``, ``"restricted_product:red wines"``);
+:func:`reason_code` strips the detail. The concrete gates, in the order
+:func:`default_gates` runs them:
+
+* :class:`SafetyGate` -- blocklist, sensitive-trait inference, age-restricted
+  categories (by :class:`~storefront_sdk.filtering.safety.SafetyPolicy`) and
+  instruction-like text;
+* :class:`TitleQualityGate` -- empty, long, repeated, shouting, oddly cased,
+  placeholder or off-topic titles;
+* :class:`NearDuplicateGate` -- placements too similar to one already accepted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from itertools import pairwise
+
+from ..text import STOP_WORDS, normalize, tokenize
+from ..types import Placement, Product, Theme, UserContext
+from .safety import SafetyPolicy
+
+__all__ = [
+    "REASON_CODES",
+    "Gate",
+    "NearDuplicateGate",
+    "SafetyGate",
+    "TitleQualityGate",
+    "default_gates",
+    "reason_code",
+]
+
+REASON_CODES: dict[str, str] = {
+    # SafetyGate
+    "blocked_term": "contains a blocklisted word or phrase (detail: the phrase)",
+    "sensitive_trait": "infers a sensitive trait such as health or religion (detail: category)",
+    "prompt_injection": "generated text reads like instructions to a model",
+    "restricted_theme": "age-restricted theme shown to a non-verified user (detail: the word)",
+    "restricted_product": "age-restricted product for a non-verified user (detail: category)",
+    # TitleQualityGate
+    "empty_title": "the title has no letters",
+    "title_too_short": "the title is shorter than min_len characters",
+    "title_too_long": "the title is longer than max_len characters",
+    "repeated_words": "a word is repeated back to back, or three times or more",
+    "all_caps": "the title is shouting (mostly upper case)",
+    "odd_casing": "a word alternates case (\"sNaCkS\")",
+    "not_letters": "the title is mostly digits, symbols or emoji",
+    "markup": "the title holds markup, code, a URL or control characters",
+    "placeholder": "the title is placeholder text (\"Theme 1\", \"Untitled\", \"lorem\")",
+    "off_topic": "no word of the title appears in the placement's products or keywords",
+    # NearDuplicateGate
+    "duplicate_title": "the title is nearly the same as an accepted placement's",
+    "duplicate_theme": "title, concepts and keywords nearly match an accepted placement's",
+    "duplicate_products": "the products overlap an accepted placement's too much",
+}
+"""Every reason code the shipped gates return, with what it means."""
+
+
+def reason_code(reason: str) -> str:
+    """The code part of a gate reason: ``"sensitive_trait:health"`` -> ``"sensitive_trait"``."""
+    return reason.split(":", 1)[0]
+
+
+class Gate:
+    """Base class: every check accepts by default; override the ones you need."""
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def check_theme(self, theme: Theme, user: UserContext) -> str | None:
+        """Reject a theme before any retrieval is spent on it."""
+        return None
+
+    def check_product(self, product: Product, theme: Theme, user: UserContext) -> str | None:
+        """Reject one product of a placement (e.g. restricted category)."""
+        return None
+
+    def check_placement(
+        self, placement: Placement, accepted: Sequence[Placement], user: UserContext
+    ) -> str | None:
+        """Reject an assembled placement, given the placements accepted before it."""
+        return None
+
+
+# -- safety -------------------------------------------------------------------------------
+
+
+class SafetyGate(Gate):
+    """Enforces a :class:`~storefront_sdk.filtering.safety.SafetyPolicy` on themes and products.
+
+    Themes: blocklisted phrases, sensitive-trait inference and instruction-like
+    text are rejected for everyone; age-restricted themes ("Wine night") for
+    users whose ``age_verified`` is False. Products: blocklisted phrases in the
+    title or brand; restricted categories for non-verified users. Placements
+    are re-checked as a whole, so nothing blocked reaches a page even if a
+    product slipped past the product check (e.g. a custom assembly path).
+    """
+
+    def __init__(self, policy: SafetyPolicy | None = None) -> None:
+        self.policy = policy if policy is not None else SafetyPolicy()
+
+    def check_theme(self, theme: Theme, user: UserContext) -> str | None:
+        texts = self.policy.theme_texts(theme)
+        for text in texts:
+            term = self.policy.blocked_term(text)
+            if term:
+                return f"blocked_term:{term}"
+        for text in texts:
+            hit = self.policy.sensitive_term(text)
+            if hit:
+                return f"sensitive_trait:{hit[0]}"
+        for text in texts:
+            if self.policy.injection(text):
+                return "prompt_injection"
+        if not user.age_verified:
+            what = self.policy.restricted_theme(theme)
+            if what:
+                return f"restricted_theme:{what}"
+        return None
+
+    def check_product(self, product: Product, theme: Theme, user: UserContext) -> str | None:
+        for text in (product.title, product.brand or ""):
+            term = self.policy.blocked_term(text) if text else None
+            if term:
+                return f"blocked_term:{term}"
+        if not user.age_verified:
+            what = self.policy.restricted_product(product)
+            if what:
+                return f"restricted_product:{what}"
+        return None
+
+    def check_placement(
+        self, placement: Placement, accepted: Sequence[Placement], user: UserContext
+    ) -> str | None:
+        why = self.check_theme(placement.theme, user)
+        if why:
+            return why
+        for sp in placement.products:
+            why = self.check_product(sp.product, placement.theme, user)
+            if why:
+                return why
+        return None
+
+
+# -- title quality --------------------------------------------------------------------------
+
+GENERIC_TITLE_WORDS: frozenset[str] = frozenset(
+    tokenize(
+        """
+        buy again popular right now picked picks pick favourite favourites favorite favorites
+        more explore stock up fresh finds find top best seller sellers love loved trending
+        seasonal season summer winter spring fall autumn holiday holidays weekend weekday week
+        weeknight night nights morning evening day daily time everyday essentials essential
+        staple staples treat treats quick easy healthy family kids deal deals save saving
+        savings recommended recommendation recommendations suggested just because based
+        shopping shop list basket cart goes well together often bought regular regulars
+        new arrivals arrival try something different classic classics ideas idea inspiration
+        perfect great good tasty delicious simple tonight today hand picked handpicked
+        selection selections collection mix favourites again home cozy comfort go back
+        """
+    )
+)
+"""Words a title may use without them naming anything in the placement (off-topic check)."""
+
+_PLACEHOLDER_FULL = re.compile(
+    r"^(theme|placement|carousel|section|row|category|title|collection|heading|untitled|"
+    r"placeholder|test|testing|sample|example|todo|tbd|n a|na|none|null|nil|undefined|"
+    r"string|text|name|empty|default|x+|foo|bar|baz|asdf|qwerty)( ?[0-9]+)?$"
+)
+_PLACEHOLDER_ANY = re.compile(
+    r"(?<![a-z0-9])(lorem|ipsum|dolor sit|untitled|placeholder|todo|tbd|xxx+|asdf|"
+    r"insert title|title here|your title|sample title|theme title|"
+    r"(theme|placement|carousel|section|row) ?[0-9]+)(?![a-z0-9])"
+)
+_MARKUP = re.compile(r"[{}<>\[\]|\\`^~]|https?://|www\.|\.(com|net|org|io)\b", re.IGNORECASE)
+
+
+def _letters(text: str) -> list[str]:
+    return [c for c in text if c.isalpha()]
+
+
+def _case_flips(word: str) -> int:
+    """How many times a word goes from lower to upper case inside it ("wEiRd" -> 2)."""
+    return sum(1 for a, b in pairwise(word) if a.islower() and b.isupper())
+
+
+class TitleQualityGate(Gate):
+    """Rejects titles a shopper should never see: empty, too long, repeated, shouting,
+    oddly cased, symbols only, placeholders, markup, or off-topic for the placement.
+
+    Title checks run on the theme (before retrieval is spent on it); the
+    off-topic check runs on the assembled placement, where its products and
+    keywords are known. ``generic_words`` may appear in any title ("Buy it
+    again", "Weeknight favourites") without naming a product.
+    """
+
+    def __init__(
+        self,
+        max_len: int = 60,
+        *,
+        min_len: int = 3,
+        max_caps_ratio: float = 0.7,
+        min_letter_ratio: float = 0.6,
+        max_word_repeats: int = 2,
+        check_off_topic: bool = True,
+        generic_words: Iterable[str] = GENERIC_TITLE_WORDS,
+        placeholders: Iterable[str] = (),
+    ) -> None:
+        self.max_len = max_len
+        self.min_len = min_len
+        self.max_caps_ratio = max_caps_ratio
+        self.min_letter_ratio = min_letter_ratio
+        self.max_word_repeats = max_word_repeats
+        self.check_off_topic = check_off_topic
+        self.generic_words = frozenset(tokenize(" ".join(generic_words)))
+        self.placeholders = tuple(normalize(p) for p in placeholders if normalize(p))
+
+    def check_theme(self, theme: Theme, user: UserContext) -> str | None:
+        return self.check_title(theme.title)
+
+    def check_title(self, title: str) -> str | None:
+        """The reason code a title alone fails on, or None (usable outside a page build)."""
+        raw = unicodedata.normalize("NFKC", title)
+        text = raw.strip()
+        letters = _letters(text)
+        if not letters:
+            return "empty_title"
+        if any(unicodedata.category(c) in ("Cc", "Cf") for c in text) or _MARKUP.search(text):
+            return "markup"
+        if len(text) > self.max_len:
+            return "title_too_long"
+        if len(text) < self.min_len:
+            return "title_too_short"
+        visible = [c for c in text if not c.isspace()]
+        if len(letters) / len(visible) < self.min_letter_ratio:
+            return "not_letters"
+        flat = normalize(text)
+        if _PLACEHOLDER_FULL.match(flat) or _PLACEHOLDER_ANY.search(flat):
+            return "placeholder"
+        if any(p == flat or re.search(rf"(?<![a-z0-9]){re.escape(p)}(?![a-z0-9])", flat)
+               for p in self.placeholders):
+            return "placeholder"
+        words = flat.split()
+        if any(a == b for a, b in pairwise(words)):
+            return "repeated_words"
+        counts = Counter(w for w in words if w not in STOP_WORDS)
+        if counts and max(counts.values()) > self.max_word_repeats:
+            return "repeated_words"
+        upper = sum(1 for c in letters if c.isupper())
+        if len(letters) >= 6 and upper / len(letters) > self.max_caps_ratio:
+            return "all_caps"
+        if any(_case_flips(w) >= 2 for w in text.split()):
+            return "odd_casing"
+        return None
+
+    def check_placement(
+        self, placement: Placement, accepted: Sequence[Placement], user: UserContext
+    ) -> str | None:
+        if not self.check_off_topic or not placement.products:
+            return None
+        named = [t for t in tokenize(placement.theme.title) if t not in self.generic_words]
+        named = [t for t in named if not t.isdigit()]
+        if not named:
+            return None  # a generic title ("Buy it again") names nothing to check
+        evidence: set[str] = set()
+        for sp in placement.products:
+            evidence.update(tokenize(sp.product.text))
+        for kw in placement.keywords:
+            evidence.update(tokenize(kw))
+        prefixes = {t[:5] for t in evidence if len(t) >= 5}
+        for t in named:
+            if t in evidence or (len(t) >= 5 and t[:5] in prefixes):
+                return None
+        return "off_topic"
+
+
+# -- near duplicates -----------------------------------------------------------------------
+
+
+def _trigrams(text: str) -> Counter[str]:
+    grams: Counter[str] = Counter()
+    for tok in tokenize(text):
+        padded = f" {tok} "
+        grams.update(padded[i : i + 3] for i in range(len(padded) - 2))
+    return grams
+
+
+def text_similarity(a: str, b: str) -> float:
+    """Cosine similarity of character-trigram counts of two texts' tokens, in [0, 1]."""
+    ga, gb = _trigrams(a), _trigrams(b)
+    if not ga or not gb:
+        return 0.0
+    dot = sum(v * gb.get(k, 0) for k, v in ga.items())
+    na = math.sqrt(sum(v * v for v in ga.values()))
+    nb = math.sqrt(sum(v * v for v in gb.values()))
+    return dot / (na * nb)
+
+
+def _bag(placement: Placement) -> str:
+    theme = placement.theme
+    words = sorted(set(tokenize(" ".join([theme.title, *theme.concepts, *placement.keywords]))))
+    return " ".join(words)
+
+
+class NearDuplicateGate(Gate):
+    """Rejects a placement too similar to one accepted before it.
+
+    Similar text: the titles, or the bags of title + concept + keyword words,
+    have a character-trigram cosine at or above ``text_threshold``. Similar
+    products: the overlap coefficient ``|A ∩ B| / min(|A|, |B|)`` of the two
+    product sets is at or above ``overlap_threshold``.
+    """
+
+    def __init__(self, text_threshold: float = 0.8, overlap_threshold: float = 0.5) -> None:
+        self.text_threshold = text_threshold
+        self.overlap_threshold = overlap_threshold
+
+    def check_placement(
+        self, placement: Placement, accepted: Sequence[Placement], user: UserContext
+    ) -> str | None:
+        ids = set(placement.product_ids)
+        bag = _bag(placement)
+        for other in accepted:
+            if text_similarity(placement.theme.title, other.theme.title) >= self.text_threshold:
+                return "duplicate_title"
+            if text_similarity(bag, _bag(other)) >= self.text_threshold:
+                return "duplicate_theme"
+            other_ids = set(other.product_ids)
+            if ids and other_ids:
+                overlap = len(ids & other_ids) / min(len(ids), len(other_ids))
+                if overlap >= self.overlap_threshold:
+                    return "duplicate_products"
+        return None
+
+
+def default_gates(policy: SafetyPolicy | None = None) -> list[Gate]:
+    """The gates a :class:`~storefront_sdk.Storefront` runs unless told otherwise.
+
+    Safety first (cheapest and most important), then title quality, then
+    near-duplicates (which compare against the placements already accepted).
+    """
+    return [SafetyGate(policy), TitleQualityGate(), NearDuplicateGate()]
