@@ -252,7 +252,8 @@ def evaluate(
     """Build, judge and measure every case's page under each configuration.
 
     ``judge`` decides on-theme products for P-T@k (default: a
-    :class:`~.judges.HeuristicJudge` over the first configuration's catalog).
+    :class:`~.judges.HeuristicJudge` with the lexical filter over the first
+    configuration's catalog).
     K-U issues each keyword to the configuration's own retriever and judges the
     results with ``ku_filter`` (default: the judge's filter when it has one,
     else the configuration's). ``min_products`` defaults to each configuration's
@@ -264,7 +265,13 @@ def evaluate(
     ks = sorted(set(k))
     first = next(iter(configs.values()))
     if judge is None:
-        judge = HeuristicJudge(catalog=first.catalog)
+        from ..filtering.lexical import LexicalRelevanceFilter
+
+        flt = first.relevance_filter
+        reuse = (
+            type(flt) is LexicalRelevanceFilter and getattr(flt, "catalog", None) is first.catalog
+        )
+        judge = HeuristicJudge(flt if reuse else None, catalog=first.catalog)
     stream: TextIO | None = sys.stderr if progress is True else (progress or None)
     report = EvalReport(
         configs=list(configs),
@@ -343,28 +350,38 @@ def standard_configs(
     history (no model); ``local``: the local model; ``http``: an
     OpenAI-compatible server at ``base_url`` serving ``model``.
     """
+    from ..filtering.lexical import LexicalRelevanceFilter
     from ..generation.static import StaticThemeGenerator
+    from ..retrieval.bm25 import BM25Retriever
     from ..storefront import Storefront
+    from ..taxonomy import KeywordTaxonomy
 
+    # One index, vocabulary and filter for all: the configurations differ only in generation.
+    shared: dict[str, Any] = {
+        "retriever": BM25Retriever(catalog),
+        "relevance_filter": LexicalRelevanceFilter(catalog),
+        "taxonomy": KeywordTaxonomy.from_catalog(catalog),
+        "config": config,
+    }
     out: dict[str, Storefront] = {}
     for name in names:
         if name == "static":
             out[name] = Storefront(
-                catalog, llm=None, cache=None, theme_generator=StaticThemeGenerator(), config=config
+                catalog, llm=None, cache=None, theme_generator=StaticThemeGenerator(), **shared
             )
         elif name == "history":
-            out[name] = Storefront(catalog, llm=None, cache=None, config=config)
+            out[name] = Storefront(catalog, llm=None, cache=None, **shared)
         elif name == "local":
             from ..llm.outlines import LocalLLM
 
-            out[name] = Storefront(catalog, llm=LocalLLM.default(), cache=cache, config=config)
+            out[name] = Storefront(catalog, llm=LocalLLM.default(), cache=cache, **shared)
         elif name == "http":
             if not base_url or not model:
                 raise ConfigurationError("the 'http' configuration needs base_url and model")
             from ..llm.openai import OpenAICompatibleLLM
 
             llm = OpenAICompatibleLLM(base_url, model, api_key=api_key)
-            out[name] = Storefront(catalog, llm=llm, cache=cache, config=config)
+            out[name] = Storefront(catalog, llm=llm, cache=cache, **shared)
         else:
             raise ConfigurationError(
                 f"unknown configuration {name!r}: choose from static, history, local, http"
