@@ -53,13 +53,15 @@ class Catalog:
     def __init__(self, products: Iterable[Product], *, name: str = "catalog") -> None:
         self.name = name
         self._products: tuple[Product, ...] = tuple(products)
-        self._by_id: dict[str, Product] = {}
-        for i, p in enumerate(self._products):
-            if p.id in self._by_id:
-                raise CatalogError(
-                    f"duplicate product id {p.id!r}", path=name, row=i + 1, field="id"
-                )
-            self._by_id[p.id] = p
+        self._by_id: dict[str, Product] = {p.id: p for p in self._products}
+        if len(self._by_id) != len(self._products):
+            seen: set[str] = set()
+            for i, p in enumerate(self._products):
+                if p.id in seen:
+                    raise CatalogError(
+                        f"duplicate product id {p.id!r}", path=name, row=i + 1, field="id"
+                    )
+                seen.add(p.id)
         if not self._products:
             raise CatalogError("catalog is empty", path=name)
 
@@ -122,13 +124,17 @@ class Catalog:
         products: list[Product] = []
         seen: dict[str, int] = {}
         for row, rec in table.rows():
-            pid = _required_text(rec[c_id], source, row, "product_id")
-            _check_unique(seen, pid, source, row, "product_id")
-            title = _required_text(rec[c_title], source, row, "product_name")
-            aisle = _lookup(aisles, rec[c_aisle], "aisle_id", "aisles.csv", source, row)
-            dept = _lookup(
-                departments, rec[c_dept], "department_id", "departments.csv", source, row
-            )
+            # The hot loop of a 50k-row load: cheap checks inline, precise errors on failure.
+            pid, title = rec[c_id].strip(), rec[c_title].strip()
+            aisle = aisles.get(rec[c_aisle].strip())
+            dept = departments.get(rec[c_dept].strip())
+            if not pid or not title or aisle is None or dept is None or pid in seen:
+                _required_text(pid, source, row, "product_id")
+                _check_unique(seen, pid, source, row, "product_id")
+                _required_text(title, source, row, "product_name")
+                _lookup(aisles, rec[c_aisle], "aisle_id", "aisles.csv", source, row)
+                _lookup(departments, rec[c_dept], "department_id", "departments.csv", source, row)
+            seen[pid] = row
             products.append(
                 _make_product(source, row, id=pid, title=title, aisle=aisle, department=dept)
             )
@@ -346,17 +352,21 @@ class _Table:
         """Data records with their 1-based row numbers; blank lines are skipped."""
         n = len(self.header)
         any_rows = False
-        while (rec := self._next()) is not None:
-            if not rec or (len(rec) == 1 and not rec[0].strip()):
-                continue
-            if len(rec) != n:
-                raise CatalogError(
-                    f"expected {n} fields as in the header, found {len(rec)}",
-                    path=self.source,
-                    row=self._row,
-                )
-            any_rows = True
-            yield self._row, rec
+        try:
+            for rec in self._reader:
+                self._row += 1
+                if len(rec) != n:
+                    if not rec or (len(rec) == 1 and not rec[0].strip()):
+                        continue  # a blank line
+                    raise CatalogError(
+                        f"expected {n} fields as in the header, found {len(rec)}",
+                        path=self.source,
+                        row=self._row,
+                    )
+                any_rows = True
+                yield self._row, rec
+        except csv.Error as e:
+            raise CatalogError(f"malformed CSV: {e}", path=self.source, row=self._row + 1) from None
         if not any_rows:
             raise CatalogError(
                 "no products: the file has a header but no data rows", path=self.source
@@ -380,10 +390,10 @@ def _products_from_csv(text: str, source: str) -> list[Product]:
         cols[canon] = i
     missing = [c for c in ("id", "title") if c not in cols]
     if missing:
+        alias_of = {c: a for a, c in _ALIASES.items()}
+        names = " and ".join(f"{m!r} (or {alias_of[m]!r})" for m in missing)
         raise CatalogError(
-            f"missing required column(s) {', '.join(repr(m) for m in missing)} "
-            "(aliases: product_id, product_name); "
-            f"found {', '.join(repr(h) for h in table.header)}",
+            f"missing required column {names}; found {', '.join(repr(h) for h in table.header)}",
             path=source,
             row=table.header_row,
             field=missing[0],

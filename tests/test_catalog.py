@@ -134,7 +134,7 @@ def test_missing_required_column(tmp_path: Path) -> None:
     with pytest.raises(CatalogError) as err:
         Catalog.from_csv(path)
     assert (err.value.row, err.value.field) == (1, "title")
-    assert "missing required column(s) 'title'" in str(err.value)
+    assert "missing required column 'title' (or 'product_name')" in str(err.value)
     assert "found 'id', 'name', 'price'" in str(err.value)
 
 
