@@ -554,9 +554,10 @@ AISLES: list[Aisle] = [
         I("{} Toothpaste", "Whitening*2|Cavity Protection*2|Sensitive|Charcoal|Kids Strawberry|"
           "Fluoride Free|Enamel Repair", 2.49, 6.99, "4.8 oz|6 oz", mods="Travel Size {}"),
         I("{} Toothbrush", "Soft*2|Medium|Kids|Bamboo", 1.99, 5.99, "2 ct|4 ct"),
-        I("{}", "Mint Dental Floss|Alcohol Free Mouthwash|Fresh Mint Mouthwash|Whitening Strips|"
-          "Electric Toothbrush Heads|Floss Picks|Tongue Scraper", 2.99, 29.99,
-          "each|50 yd|90 ct|14 ct|1 liter"),
+        I("{}", "Alcohol Free Mouthwash|Fresh Mint Mouthwash|Whitening Mouthwash", 3.99, 9.99,
+          "500 ml|1 liter"),
+        I("{}", "Mint Dental Floss|Whitening Strips|Electric Toothbrush Heads|Floss Picks|"
+          "Tongue Scraper", 2.99, 29.99, "each|3 ct|14 ct|90 ct"),
     ], ("BrightSmile", "Willow & Sage", STORE_BRAND)),
     Aisle("personal care", "hair care", [
         I("{} Shampoo", "Moisturizing*2|Clarifying|Volumizing|Tea Tree|Anti-Dandruff|Argan Oil|"
