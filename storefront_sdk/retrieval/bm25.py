@@ -18,7 +18,7 @@ import asyncio
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -41,10 +41,10 @@ _PRODUCT_TEXT_FIELDS = ("text", "title", "aisle", "department", "brand")
 IntArray = npt.NDArray[np.int64]
 IntArray32 = npt.NDArray[np.int32]
 FloatArray = npt.NDArray[np.float64]
-_Keep = Callable[[IntArray32], npt.NDArray[np.bool_]]
+_Key = tuple[tuple[str, ...], tuple[int, ...]]  # (query tokens, department codes)
 
-# A cached keyword ranking keeps this many products: enough for k=100 after
-# department and exclusion filters in practice; deeper requests recompute.
+# A cached keyword ranking keeps this many products: plenty for k=100 after a
+# user's exclusions; deeper requests recompute.
 _CACHE_DEPTH = 1024
 
 # Validating the whole list at once is about twice as fast as one model at a time.
@@ -243,27 +243,40 @@ class BM25Retriever(Retriever):
         return uniq, summed.astype(np.float64, copy=False)
 
     def _ranked(
-        self, index: _Index, tokens: tuple[str, ...], n: int, keep: _Keep | None
+        self, index: _Index, tokens: tuple[str, ...], n: int, where: _Filter | None
     ) -> tuple[IntArray32, FloatArray]:
-        """The ``n`` best products for ``tokens`` that pass ``keep``, best first."""
+        """The ``n`` best products for ``tokens`` that pass ``where``, best first.
+
+        The cache keys on the tokens and the department set (both repeat across
+        users); exclusions (per user) are applied to the cached ranking.
+        """
         cache = self._cache
         if cache is not None:
-            ranking = cache.get(tokens)
+            key = (tokens, where.dept_key if where is not None else ())
+            ranking = cache.get(key)
             if ranking is None:
                 docs, weights = self._matches(index, tokens)
+                if where is not None and where.dept_ok is not None and docs.size:
+                    mask = where.dept_ok[index.dept_codes[docs]]
+                    docs, weights = docs[mask], weights[mask]
                 order = _top(weights, _CACHE_DEPTH)
                 ranking = _Ranking(docs[order], weights[order], docs.size <= _CACHE_DEPTH)
-                cache.put(tokens, ranking)
+                cache.put(key, ranking)
             docs, weights = ranking.docs, ranking.scores
-            if keep is not None and docs.size:
-                mask = keep(docs)
-                docs, weights = docs[mask], weights[mask]
-            if docs.size >= n or ranking.complete:
+            if where is not None and where.excluded is not None and docs.size:
+                # Exclusions remove few products: a short prefix usually suffices.
+                head = min(docs.size, n + where.excluded.size)
+                mask = where.not_excluded(docs[:head])
+                docs, weights = docs[:head][mask], weights[:head][mask]
+                complete = ranking.complete or docs.size >= n
+            else:
+                complete = ranking.complete
+            if docs.size >= n or complete:
                 return docs[:n], weights[:n]
-        # No cache, or the filters ate deeper than the cached prefix: rank every match.
+        # No cache, or exclusions reached past the cached prefix: rank every match.
         docs, weights = self._matches(index, tokens)
-        if keep is not None and docs.size:
-            mask = keep(docs)
+        if where is not None and docs.size:
+            mask = where.keep(index, docs)
             docs, weights = docs[mask], weights[mask]
         order = _top(weights, n)
         return docs[order], weights[order]
@@ -303,15 +316,15 @@ class BM25Retriever(Retriever):
         index = self._get_index()
         k = query.k
         quota = query.per_keyword_k or -(-k // len(keywords))
-        keep = self._keep(index, query)
-        if keep is False:
+        where = self._filter(index, query)
+        if where is False:
             return []
 
         # A keyword walks past at most the products other keywords took before
         # it, so k products deep always fills its quota.
         streams = [
             zip(d.tolist(), w.tolist(), strict=True)
-            for d, w in (self._ranked(index, tokens, k, keep or None) for tokens in token_lists)
+            for d, w in (self._ranked(index, tokens, k, where or None) for tokens in token_lists)
         ]
         ids = index.ids
         picked: list[dict[str, object]] = []
@@ -341,20 +354,20 @@ class BM25Retriever(Retriever):
         return _CANDIDATES.validate_python(picked)
 
     @staticmethod
-    def _keep(index: _Index, query: RetrievalQuery) -> _Keep | Literal[False] | None:
-        """A mask function for the query's department and exclusion filters.
+    def _filter(index: _Index, query: RetrievalQuery) -> _Filter | Literal[False] | None:
+        """The query's department and exclusion filters.
 
         None when nothing is filtered; False when nothing can pass (no known department).
         """
         dept_ok: npt.NDArray[np.bool_] | None = None
+        dept_key: tuple[int, ...] = ()
         if query.departments:
-            dept_ok = np.zeros(len(index.dept_vocab), dtype=bool)
-            for d in query.departments:
-                code = index.dept_vocab.get(d.strip().lower())
-                if code is not None:
-                    dept_ok[code] = True
-            if not dept_ok.any():
+            codes = {index.dept_vocab.get(d.strip().lower()) for d in query.departments}
+            dept_key = tuple(sorted(c for c in codes if c is not None))
+            if not dept_key:
                 return False
+            dept_ok = np.zeros(len(index.dept_vocab), dtype=bool)
+            dept_ok[list(dept_key)] = True
         excluded: IntArray32 | None = None
         if query.exclude_ids:
             pos = index.pos
@@ -363,23 +376,36 @@ class BM25Retriever(Retriever):
                 excluded = np.asarray(ex, dtype=np.int32)
         if dept_ok is None and excluded is None:
             return None
-        codes = index.dept_codes
-
-        def keep(docs: IntArray32) -> npt.NDArray[np.bool_]:
-            mask = dept_ok[codes[docs]] if dept_ok is not None else np.ones(docs.size, dtype=bool)
-            if excluded is not None:
-                at = np.searchsorted(excluded, docs)
-                at[at == excluded.size] = 0
-                mask &= excluded[at] != docs
-            return mask
-
-        return keep
+        return _Filter(dept_key, dept_ok, excluded)
 
     async def aretrieve(self, query: RetrievalQuery) -> list[Candidate]:
         """Inline once warm (a query takes well under a millisecond); in a thread while cold."""
         if self._index is None:
             return await asyncio.to_thread(self.retrieve, query)
         return self.retrieve(query)
+
+
+@dataclass(frozen=True)
+class _Filter:
+    """A query's filters: allowed department codes (``dept_key``) and excluded positions."""
+
+    dept_key: tuple[int, ...]
+    dept_ok: npt.NDArray[np.bool_] | None  # indexed by department code
+    excluded: IntArray32 | None  # sorted product positions
+
+    def not_excluded(self, docs: IntArray32) -> npt.NDArray[np.bool_]:
+        if self.excluded is None:
+            return np.ones(docs.size, dtype=bool)
+        at = np.searchsorted(self.excluded, docs)
+        at[at == self.excluded.size] = 0
+        mask: npt.NDArray[np.bool_] = self.excluded[at] != docs
+        return mask
+
+    def keep(self, index: _Index, docs: IntArray32) -> npt.NDArray[np.bool_]:
+        mask = self.not_excluded(docs)
+        if self.dept_ok is not None:
+            mask &= self.dept_ok[index.dept_codes[docs]]
+        return mask
 
 
 @dataclass(frozen=True)
@@ -396,17 +422,17 @@ class _LRU:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._data: OrderedDict[tuple[str, ...], _Ranking] = OrderedDict()
+        self._data: OrderedDict[_Key, _Ranking] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, ...]) -> _Ranking | None:
+    def get(self, key: _Key) -> _Ranking | None:
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
-    def put(self, key: tuple[str, ...], value: _Ranking) -> None:
+    def put(self, key: _Key, value: _Ranking) -> None:
         with self._lock:
             self._data[key] = value
             if len(self._data) > self.size:
