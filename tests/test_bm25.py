@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -334,3 +337,13 @@ def test_instacart_multi_keyword_retrieval(instacart_catalog: Catalog) -> None:
     assert len(cands) == 40
     assert {c.keyword for c in cands} == {"pasta sauce", "spaghetti", "parmesan", "garlic bread"}
     assert all(instacart_catalog[c.product_id].department.lower() == "pantry" for c in cands)
+
+
+def test_custom_retriever_example_runs() -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "custom_retriever.py"
+    done = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "honours the Retriever contract" in done.stdout
+    assert "built with WordMatchRetriever" in done.stdout
