@@ -1,1 +1,90 @@
-"""storefront_sdk: personalized storefront pages from a cascade of generative models."""
+"""storefront_sdk: personalized storefront pages from a cascade of generative models.
+
+Public API, re-exported here; modules inside the package never import from here.
+"""
+
+from .catalog import Catalog
+from .exceptions import (
+    BackendError,
+    BackendTimeoutError,
+    CatalogError,
+    ComponentError,
+    ConfigurationError,
+    FatalBackendError,
+    OutputValidationError,
+    RetryableBackendError,
+    StorefrontError,
+)
+from .filtering.gates import Gate
+from .filtering.lexical import LexicalRelevanceFilter
+from .generation.history import HistoryThemeGenerator
+from .generation.static import StaticThemeGenerator
+from .generation.taxonomy_keywords import TaxonomyKeywordGenerator
+from .interfaces import Judge, KeywordGenerator, Ranker, RelevanceFilter, Retriever, ThemeGenerator
+from .ranking import FusionRanker, PopularityRanker
+from .retrieval.bm25 import BM25Retriever
+from .storefront import Storefront, StorefrontConfig
+from .taxonomy import KeywordTaxonomy
+from .types import (
+    Candidate,
+    Interaction,
+    JudgeReport,
+    Page,
+    Placement,
+    Product,
+    RetrievalQuery,
+    ScoredProduct,
+    StageRecord,
+    Theme,
+    Trace,
+    TraceEvent,
+    UserContext,
+    Verdict,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BM25Retriever",
+    "BackendError",
+    "BackendTimeoutError",
+    "Candidate",
+    "Catalog",
+    "CatalogError",
+    "ComponentError",
+    "ConfigurationError",
+    "FatalBackendError",
+    "FusionRanker",
+    "Gate",
+    "HistoryThemeGenerator",
+    "Interaction",
+    "Judge",
+    "JudgeReport",
+    "KeywordGenerator",
+    "KeywordTaxonomy",
+    "LexicalRelevanceFilter",
+    "OutputValidationError",
+    "Page",
+    "Placement",
+    "PopularityRanker",
+    "Product",
+    "Ranker",
+    "RelevanceFilter",
+    "RetrievalQuery",
+    "Retriever",
+    "RetryableBackendError",
+    "ScoredProduct",
+    "StageRecord",
+    "StaticThemeGenerator",
+    "Storefront",
+    "StorefrontConfig",
+    "StorefrontError",
+    "TaxonomyKeywordGenerator",
+    "Theme",
+    "ThemeGenerator",
+    "Trace",
+    "TraceEvent",
+    "UserContext",
+    "Verdict",
+    "__version__",
+]

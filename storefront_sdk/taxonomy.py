@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -45,11 +45,13 @@ class KeywordTaxonomy:
         self.name = name
         self._keywords: tuple[str, ...] = tuple(seen)
         self._index = {kw: i for i, kw in enumerate(self._keywords)}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._word: Any = None
         self._char: Any = None
         self._word_m: Any = None
         self._char_m: Any = None
+        self.memo_size = 4096
+        self._memo: OrderedDict[tuple[tuple[str, ...], int], tuple[str, ...]] = OrderedDict()
 
     # -- construction ------------------------------------------------------------
     @classmethod
@@ -151,6 +153,20 @@ class KeywordTaxonomy:
         """
         if isinstance(texts, str):
             texts = [texts]
+        memo_key = (tuple(texts), k)
+        with self._lock:
+            hit = self._memo.get(memo_key)
+            if hit is not None:
+                self._memo.move_to_end(memo_key)
+                return list(hit)
+        result = self._shortlist(texts, k)
+        with self._lock:
+            self._memo[memo_key] = tuple(result)
+            if len(self._memo) > self.memo_size:
+                self._memo.popitem(last=False)
+        return result
+
+    def _shortlist(self, texts: Sequence[str], k: int) -> list[str]:
         exact: list[str] = []
         for t in texts:
             c = self.canonical(t)

@@ -163,6 +163,51 @@ class ScoredProduct(_Frozen):
     rank_score: float | None = None
     pinned: bool = False
 
+    @classmethod
+    def of(
+        cls,
+        product: Product,
+        *,
+        score: float = 0.0,
+        keyword: str | None = None,
+        retrieval_score: float | None = None,
+        filter_score: float | None = None,
+        rank_score: float | None = None,
+        pinned: bool = False,
+    ) -> ScoredProduct:
+        """Fast constructor for trusted values (no validation): the hot path of a build."""
+        data = {
+            "product": product,
+            "score": score,
+            "keyword": keyword,
+            "retrieval_score": retrieval_score,
+            "filter_score": filter_score,
+            "rank_score": rank_score,
+            "pinned": pinned,
+        }
+        return _fast_new(cls, data)
+
+    def with_scores(self, **changes: Any) -> ScoredProduct:
+        """A copy with some score fields changed, without re-validation (cheap)."""
+        unknown = changes.keys() - _SCORE_FIELDS
+        if unknown:
+            raise TypeError(f"with_scores() got unknown fields {sorted(unknown)}")
+        data = dict(self.__dict__)
+        data.update(changes)
+        return _fast_new(type(self), data)
+
+
+_SCORE_FIELDS = frozenset({"score", "keyword", "retrieval_score", "filter_score", "rank_score", "pinned"})
+
+
+def _fast_new(cls: type[ScoredProduct], data: dict[str, Any]) -> ScoredProduct:
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", data)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(data))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
 
 class Placement(_Frozen):
     """One carousel of a page."""

@@ -1,0 +1,102 @@
+"""Traditional rankers: popularity, and a fusion of signals with the user's own model."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..exceptions import ComponentError, ConfigurationError
+from ..generation.history import user_product_weights
+from ..interfaces import Ranker
+from ..types import Product, ScoredProduct, Theme, UserContext
+
+__all__ = ["DEFAULT_WEIGHTS", "FusionRanker", "PopularityRanker", "UserScorer"]
+
+UserScorer = Callable[[UserContext, Sequence[Product]], Sequence[float]]
+"""Your own model: ``(user, products) -> one score per product`` (any scale)."""
+
+
+def _sorted(items: list[ScoredProduct]) -> list[ScoredProduct]:
+    # Stable: ties keep the incoming (retrieval) order.
+    return sorted(items, key=lambda sp: -(sp.rank_score or 0.0))
+
+
+class PopularityRanker(Ranker):
+    """Most popular first (``log1p(popularity)``): the classic non-personalised ranker."""
+
+    def rank(
+        self, user: UserContext, theme: Theme, candidates: Sequence[ScoredProduct]
+    ) -> list[ScoredProduct]:
+        return _sorted(
+            [
+                sp.with_scores(rank_score=math.log1p(sp.product.popularity))
+                for sp in candidates
+            ]
+        )
+
+
+DEFAULT_WEIGHTS: Mapping[str, float] = {
+    "retrieval": 0.25,
+    "relevance": 0.25,
+    "popularity": 0.2,
+    "affinity": 0.3,
+    "user_model": 0.5,
+}
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    lo, hi = float(x.min()), float(x.max())
+    return np.zeros_like(x) if hi - lo < 1e-12 else (x - lo) / (hi - lo)
+
+
+class FusionRanker(Ranker):
+    """A weighted blend of min-max normalised signals within the placement.
+
+    Signals: ``retrieval`` (BM25 score), ``relevance`` (filter score),
+    ``popularity`` (log), ``affinity`` (the user's own purchase history: reorder
+    propensity) and ``user_model``: your ranking model's scores, plugged in as a
+    callable ``(user, products) -> scores``. The generative stages choose *what*
+    is on a placement; this keeps your ranker in charge of the *order*.
+    """
+
+    def __init__(
+        self,
+        weights: Mapping[str, float] | None = None,
+        *,
+        user_model: UserScorer | None = None,
+    ) -> None:
+        self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
+        unknown = set(self.weights) - set(DEFAULT_WEIGHTS)
+        if unknown:
+            raise ConfigurationError(f"unknown FusionRanker signals {sorted(unknown)}; known: {sorted(DEFAULT_WEIGHTS)}")
+        self.user_model = user_model
+
+    def rank(
+        self, user: UserContext, theme: Theme, candidates: Sequence[ScoredProduct]
+    ) -> list[ScoredProduct]:
+        if not candidates:
+            return []
+        n = len(candidates)
+        signals: dict[str, np.ndarray] = {
+            "retrieval": np.array([sp.retrieval_score or 0.0 for sp in candidates]),
+            "relevance": np.array([sp.filter_score or 0.0 for sp in candidates]),
+            "popularity": np.log1p([sp.product.popularity for sp in candidates]),
+        }
+        if user.history:
+            aff = user_product_weights(user.history)
+            signals["affinity"] = np.log1p([aff.get(sp.product.id, 0.0) for sp in candidates])
+        if self.user_model is not None:
+            raw = list(self.user_model(user, [sp.product for sp in candidates]))
+            if len(raw) != n:
+                raise ComponentError(f"user_model returned {len(raw)} scores for {n} products")
+            signals["user_model"] = np.asarray(raw, dtype=float)
+        total = np.zeros(n)
+        for name, values in signals.items():
+            w = self.weights.get(name, 0.0)
+            if w:
+                total += w * _minmax(values)
+        return _sorted(
+            [sp.with_scores(rank_score=float(s)) for sp, s in zip(candidates, total)]
+        )
