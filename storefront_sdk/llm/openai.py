@@ -489,16 +489,16 @@ class OpenAICompatibleLLM(LLM):
     def _interpret(self, response: httpx.Response, attempt: int) -> _Reply | _FormatRejected:
         """Map an HTTP response to a reply, or raise the matching backend error."""
         status = response.status_code
-        if status == 429 or status >= 500:
-            raise RetryableBackendError(
-                f"{self._where()} answered HTTP {status}: {self._body_excerpt(response)}",
-                retry_after=_retry_after(response.headers),
-            )
         if status >= 400:
             text = self._body_excerpt(response)
-            if status in (400, 422) and ("response_format" in text or "json_schema" in text):
+            if _rejects_response_format(status, text):
                 return _FormatRejected(
                     f"{self._where()} rejected response_format (HTTP {status}): {text}"
+                )
+            if status == 429 or status >= 500:
+                raise RetryableBackendError(
+                    f"{self._where()} answered HTTP {status}: {text}",
+                    retry_after=_retry_after(response.headers),
                 )
             raise FatalBackendError(f"{self._where()} answered HTTP {status}: {text}")
         try:
@@ -533,6 +533,19 @@ class OpenAICompatibleLLM(LLM):
         if self._api_key is not None and self._api_key.reveal():
             text = text.replace(self._api_key.reveal(), "***")
         return text
+
+
+def _rejects_response_format(status: int, text: str) -> bool:
+    """Does this error say the server cannot take our ``response_format`` shape?
+
+    OpenAI-style servers answer 400, FastAPI ones 422; llama-cpp-python's server
+    reports its request validation error as a 500 naming the field.
+    """
+    if status in (400, 422):
+        return "response_format" in text or "json_schema" in text
+    if status == 500:
+        return "response_format" in text and ("validation" in text or "json_object" in text)
+    return False
 
 
 def _schema_name(name: str) -> str:

@@ -48,7 +48,7 @@ _FALLBACK_WORDS = (
 _STOPWORD_TEXT = (
     "about also after answer based been bought choose every from give have into json list more "
     "must only other placement placements propose should some than that their theme themes "
-    "them then there these they this those user users "
+    "them then there these they this those user users recently shopper shoppers storefront "
     "using what when which with would your"
 )
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
