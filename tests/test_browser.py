@@ -23,15 +23,14 @@ from htmldom import Node, parse
 
 from storefront_sdk import (
     Catalog,
-    Interaction,
     Page,
     Placement,
     Product,
     ScoredProduct,
     Storefront,
     Theme,
-    UserContext,
 )
+from storefront_sdk.demo import demo_user
 from storefront_sdk.render import render_page_html
 
 pytestmark = pytest.mark.slow
@@ -58,12 +57,8 @@ PWN_ATTR = "\" onmouseover=\"document.body.setAttribute('data-pwned','attr')"
 
 
 def _build_page(catalog: Catalog) -> Page:
-    """A real page for a user who bought from a few departments, plus a hostile placement."""
-    bought = [
-        next(p for p in catalog if p.department == dept).id for dept in catalog.departments[:4]
-    ]
-    user = UserContext(user_id="demo-1", history=[Interaction(product_id=pid) for pid in bought])
-    page = Storefront(catalog).build(user)
+    """demo-1's page from the baseline cascade, plus a placement made of hostile strings."""
+    page = Storefront(catalog, llm=None).build(demo_user("demo-1"))
     hostile = [
         Product(id=f"evil-{i}{s}", title=s, aisle=s, department="snacks")
         for i, s in enumerate((PWN_SCRIPT, PWN_IMG, PWN_ATTR))
