@@ -315,7 +315,7 @@ class HttpScorer:
         exc = state.outcome.exception() if state.outcome is not None else None
         if isinstance(exc, RetryableBackendError) and exc.retry_after is not None:
             return min(exc.retry_after, self.max_retry_wait)
-        backoff = 0.2 * 2 ** (state.attempt_number - 1) + random.uniform(0.0, 0.2)
+        backoff = 0.2 * 2.0 ** (int(state.attempt_number) - 1) + random.uniform(0.0, 0.2)
         return min(backoff, self.max_retry_wait)
 
     def __call__(self, query: str, documents: list[str]) -> list[float]:
