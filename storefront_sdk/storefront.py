@@ -315,8 +315,7 @@ class Storefront:
         n = self.config.num_placements + self.config.spare_themes
         try:
             themes, rec = yield _Call("themes", gen, "generate", (user, n), fallback_reason=fallback_reason)
-            if not isinstance(themes, list) or not all(isinstance(t, Theme) for t in themes):
-                raise ComponentError(f"{gen.name}.generate must return list[Theme]")
+            _validated(rec, _check_themes, themes, gen.name)
             rec.details["themes"] = len(themes)
             if not themes:
                 rec.fallback_reason = rec.fallback_reason or "no themes generated"
@@ -352,7 +351,7 @@ class Storefront:
             )
             try:
                 found, rec = yield _Call("retrieve", self.retriever, "retrieve", (query,), slot)
-                candidates = self._hydrate(found, set(pinned_ids), rec, trace, slot)
+                candidates = _validated(rec, self._hydrate, found, set(pinned_ids), rec, trace, slot)
             except Exception as exc:
                 trace.add_event("stage_failed", f"retrieval failed: {_reason(exc)}", placement=slot)
         pinned = [
@@ -373,7 +372,7 @@ class Storefront:
         reason: str | None = None
         try:
             raw, rec = yield _Call("keywords", self.keyword_generator, "generate", args, slot)
-            keywords = self._in_taxonomy(raw, trace, slot)[:n]
+            keywords = _validated(rec, self._in_taxonomy, raw, trace, slot)[:n]
             rec.details["keywords"] = keywords
             if keywords or self.keyword_generator is self.fallback_keyword_generator:
                 return keywords
@@ -470,7 +469,7 @@ class Storefront:
         for attempt in range(2):
             try:
                 scores, rec = yield _Call("filter", flt, "score", (theme, products), slot, fallback_reason=reason)
-                scores = _check_scores(scores, len(products), flt.name)
+                scores = _validated(rec, _check_scores, scores, len(products), flt.name)
                 kept = [
                     sp.with_scores(filter_score=s)
                     for sp, s in zip(candidates, scores)
@@ -492,11 +491,7 @@ class Storefront:
     ) -> _Steps:
         try:
             ranked, rec = yield _Call("rank", self.ranker, "rank", (user, theme, candidates), slot)
-            if not isinstance(ranked, list) or sorted(sp.product.id for sp in ranked) != sorted(
-                sp.product.id for sp in candidates
-            ):
-                raise ComponentError(f"{self.ranker.name}.rank must return the same products it was given")
-            return list(ranked)
+            return _validated(rec, _check_ranked, ranked, candidates, self.ranker.name)
         except Exception:
             # Keep retrieval order; the stage record carries the error.
             return candidates
@@ -626,6 +621,29 @@ def _expect_user(user: Any) -> UserContext:
     if not isinstance(user, UserContext):
         raise ConfigurationError(f"build() needs a UserContext, got {type(user).__name__}")
     return user
+
+
+def _validated(rec: StageRecord, check: Any, *args: Any) -> Any:
+    """Run a contract check on a component's output; a violation is recorded on its stage."""
+    try:
+        return check(*args)
+    except Exception as exc:
+        rec.error = _reason(exc)
+        raise
+
+
+def _check_themes(themes: Any, name: str) -> list[Theme]:
+    if not isinstance(themes, list) or not all(isinstance(t, Theme) for t in themes):
+        raise ComponentError(f"{name}.generate must return list[Theme]")
+    return themes
+
+
+def _check_ranked(ranked: Any, candidates: list[ScoredProduct], name: str) -> list[ScoredProduct]:
+    if not isinstance(ranked, list) or sorted(sp.product.id for sp in ranked) != sorted(
+        sp.product.id for sp in candidates
+    ):
+        raise ComponentError(f"{name}.rank must return the same products it was given")
+    return ranked
 
 
 def _check_scores(scores: Any, n: int, name: str) -> list[float]:

@@ -48,8 +48,11 @@ def _check_twins(obj: Any, sync: str, kind: type) -> None:
     _require(isinstance(obj, kind), f"{type(obj).__name__} is not a {kind.__name__} subclass")
     s = inspect.signature(getattr(type(obj), sync))
     a = inspect.signature(getattr(type(obj), "a" + sync))
+    def shape(sig: inspect.Signature) -> list[tuple[str, Any, Any]]:
+        return [(p.name, p.kind, p.default) for p in sig.parameters.values()]
+
     _require(
-        list(s.parameters.values()) == list(a.parameters.values()),
+        shape(s) == shape(a),
         f"{type(obj).__name__}.{sync}{s} and .a{sync}{a} must have identical signatures",
     )
     _require(
