@@ -321,12 +321,12 @@ class StubOpenAIServer:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}/v1"
 
-    def start(self) -> StubOpenAIServer:
-        """Bind a free port and serve on a background thread."""
+    def start(self, port: int = 0) -> StubOpenAIServer:
+        """Bind ``port`` (default: a free one) and serve on a background thread."""
         if self._server is not None:
             return self
         self._stopping.clear()
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", port), _Handler)
         server.stub = self
         self._server = server
         self._thread = threading.Thread(
@@ -442,6 +442,35 @@ class StubOpenAIServer:
         }
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m storefront_sdk.llm.stub_server``: serve until Ctrl-C (try the CLI offline)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
+    parser.add_argument("--failure-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--json-object-only", action="store_true", help="reject json_schema like llama.cpp"
+    )
+    args = parser.parse_args(argv)
+    formats = ("json_object",) if args.json_object_only else ("json_schema", "json_object")
+    stub = StubOpenAIServer(
+        latency=args.latency,
+        failure_rate=args.failure_rate,
+        seed=args.seed,
+        response_formats=formats,
+    )
+    with stub.start(args.port):
+        print(f"stub OpenAI-compatible server on {stub.base_url} (Ctrl-C stops)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
 def _error(message: str, kind: str, param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": param, "code": None}}
 
@@ -454,3 +483,7 @@ def _malformed(content: str) -> str:
     except ValueError:
         return cut
     return "{" + cut
+
+
+if __name__ == "__main__":
+    main()
