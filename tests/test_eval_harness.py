@@ -260,3 +260,21 @@ def test_cli_rejects_unknown_configs(
     assert eval_main(["--instacart-dir", str(instacart_dir), "--configs", "magic"]) == 2
     assert "magic" in capsys.readouterr().err
     assert eval_main(["--instacart-dir", str(instacart_dir), "--configs", "http"]) == 2
+
+
+@pytest.mark.slow
+def test_http_configuration_against_a_local_openai_compatible_server(
+    eval_setup: tuple[list[EvalCase], Catalog],
+) -> None:
+    from storefront_sdk.llm.stub_server import StubOpenAIServer
+
+    cases, catalog = eval_setup
+    with StubOpenAIServer(seed=1) as srv:
+        configs = standard_configs(catalog, ["http"], base_url=srv.base_url, model="stub-model")
+        rep = evaluate(cases[:2], configs, progress=False)
+        assert srv.request_count > 0
+    pages = rep.sample_pages["http"]
+    assert any(pl.source == "llm" for page in pages for pl in page.placements)
+    # Whatever the model said, every page was built, judged and measured.
+    assert len(rep.per_case["http"]) == 2 and rep.invalid_verdicts["http"] == 0
+    assert rep.metrics["http"]["placements"] > 0

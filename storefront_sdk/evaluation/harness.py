@@ -11,6 +11,7 @@ through :func:`storefront_sdk.render.render_report_html`).
 from __future__ import annotations
 
 import math
+import re
 import sys
 import time
 from collections import Counter
@@ -329,9 +330,9 @@ def evaluate(
 
 
 def _short(reason: str, limit: int = 80) -> str:
-    """Group fallback reasons: drop the variable tail (numbers, quoted names)."""
+    """Group fallback reasons: keep the head before any ':', numbers as N."""
     head = reason.split(":")[0] if ":" in reason else reason
-    return head.strip()[:limit]
+    return re.sub(r"\d+", "N", head).strip()[:limit]
 
 
 def standard_configs(
