@@ -357,3 +357,14 @@ def test_every_reason_the_gates_give_on_the_demo_catalog_is_a_documented_code(
                         reasons.add(why)
     assert len(reasons) >= 5
     assert {reason_code(r) for r in reasons} <= set(REASON_CODES)
+
+
+def test_placement_keywords_are_held_to_the_blocklist_and_age_rules(demo_catalog: Catalog) -> None:
+    gate = SafetyGate(SafetyPolicy(blocklist=["pasta"]))
+    cakes = _placement(demo_catalog, "Cakes and pastries", "cakes pastries")
+    assert gate.check_placement(cakes, [], MINOR) is None
+    shortlisted = cakes.model_copy(update={"keywords": ["cakes", "pasta"]})
+    assert gate.check_placement(shortlisted, [], MINOR) == "blocked_term:pasta"
+    boozy = cakes.model_copy(update={"keywords": ["cakes", "red wine"]})
+    assert gate.check_placement(boozy, [], MINOR) == "restricted_theme:wine"
+    assert gate.check_placement(boozy, [], ADULT) is None

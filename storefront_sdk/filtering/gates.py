@@ -106,7 +106,8 @@ class SafetyGate(Gate):
     users whose ``age_verified`` is False. Products: blocklisted phrases in the
     title or brand; restricted categories for non-verified users. Placements
     are re-checked as a whole, so nothing blocked reaches a page even if a
-    product slipped past the product check (e.g. a custom assembly path).
+    product slipped past the product check (e.g. a custom assembly path), and
+    the placement's keywords are held to the blocklist and age rules too.
     """
 
     def __init__(self, policy: SafetyPolicy | None = None) -> None:
@@ -148,6 +149,14 @@ class SafetyGate(Gate):
         why = self.check_theme(placement.theme, user)
         if why:
             return why
+        for kw in placement.keywords:
+            term = self.policy.blocked_term(kw)
+            if term:
+                return f"blocked_term:{term}"
+            if not user.age_verified:
+                what = self.policy.restricted_term(kw)
+                if what or self.policy.is_restricted_category(kw):
+                    return f"restricted_theme:{what or kw}"
         for sp in placement.products:
             why = self.check_product(sp.product, placement.theme, user)
             if why:

@@ -125,8 +125,13 @@ DEFAULT_INJECTION_PATTERNS: tuple[str, ...] = (
     r"\b(language\s+model|chatgpt|jailbreak|developer\s+mode)\b",
     r"<\|?\s*(system|assistant|im_start|im_end)\b",
     r"^\s*(system|assistant|user)\s*:",
+    r"\byou\s+are\s+(an?|the)\s+(helpful\s+)?(assistant|merchandiser|model|ai|chatbot|bot)\b",
+    r"\b(answer|respond|reply)\s+(with|in)\s+json\b",
+    r"\bjson\s+(only|schema)\b",
+    r"\bshopper_data\b",
 )
-"""Regular expressions for text that reads like instructions to a model."""
+"""Regular expressions for text that reads like instructions to a model, or like a
+system prompt echoed back ("You are a merchandiser ...", "Answer with JSON only")."""
 
 
 def fold(text: str) -> str:
