@@ -11,7 +11,9 @@ sf = Storefront(catalog, llm=None)  # llm="auto" (the default) uses the local mo
 page = sf.build(demo_user("demo-1"))
 
 for placement in page.placements:
-    print(f"[{placement.source}] {placement.theme.title}  keywords: {', '.join(placement.keywords)}")
+    print(
+        f"[{placement.source}] {placement.theme.title}  keywords: {', '.join(placement.keywords)}"
+    )
     for sp in placement.products[:3]:
         print(f"    {sp.product.title:<45} score={sp.score:.3f}")
 

@@ -26,7 +26,9 @@ def load_catalog(path: str | None) -> Catalog:
         return Catalog.from_jsonl(p)
     if p.suffix.lower() == ".csv":
         return Catalog.from_csv(p)
-    raise ConfigurationError(f"--catalog {path}: expected a .csv or .jsonl file or an Instacart directory")
+    raise ConfigurationError(
+        f"--catalog {path}: expected a .csv or .jsonl file or an Instacart directory"
+    )
 
 
 def _user(args: argparse.Namespace, demo_catalog: bool) -> UserContext:
@@ -139,12 +141,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="build one user's page",
         description="Build one user's storefront page and print it.",
     )
-    b.add_argument("--user", required=True, help="user id (a demo user such as demo-1 on the demo catalog)")
-    b.add_argument("--catalog", help="catalog: .csv, .jsonl or an Instacart directory (default: the demo catalog)")
-    b.add_argument("--history", help="comma-separated product ids the user bought (overrides demo history)")
-    b.add_argument("--age-verified", action="store_true", help="the user may see restricted categories")
     b.add_argument(
-        "--format", choices=("table", "json", "html"), default="table", help="output format (default: table)"
+        "--user", required=True, help="user id (a demo user such as demo-1 on the demo catalog)"
+    )
+    b.add_argument(
+        "--catalog",
+        help="catalog: .csv, .jsonl or an Instacart directory (default: the demo catalog)",
+    )
+    b.add_argument(
+        "--history", help="comma-separated product ids the user bought (overrides demo history)"
+    )
+    b.add_argument(
+        "--age-verified", action="store_true", help="the user may see restricted categories"
+    )
+    b.add_argument(
+        "--format",
+        choices=("table", "json", "html"),
+        default="table",
+        help="output format (default: table)",
     )
     b.add_argument("--output", "-o", help="write to this file instead of stdout")
     b.add_argument(
@@ -154,12 +168,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto (default): the local model if installed, else baselines; none: baselines only; "
         "local: the local model; http: an OpenAI-compatible server",
     )
-    b.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (with --llm http)")
+    b.add_argument(
+        "--base-url",
+        help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (with --llm http)",
+    )
     b.add_argument("--model", help="model name on that server (with --llm http)")
     b.add_argument("--placements", type=int, default=8, help="placements per page (default: 8)")
     b.add_argument("--products", type=int, default=20, help="products per placement (default: 20)")
-    b.add_argument("--min-products", type=int, default=8, help="drop placements with fewer products (default: 8)")
-    b.add_argument("--cache-dir", help="generation cache directory (default: $STOREFRONT_CACHE_DIR or ~/.cache)")
+    b.add_argument(
+        "--min-products",
+        type=int,
+        default=8,
+        help="drop placements with fewer products (default: 8)",
+    )
+    b.add_argument(
+        "--cache-dir",
+        help="generation cache directory (default: $STOREFRONT_CACHE_DIR or ~/.cache)",
+    )
     b.add_argument("--no-cache", action="store_true", help="do not cache generations")
     b.set_defaults(func=_cmd_build)
     from .evaluation.cli import register

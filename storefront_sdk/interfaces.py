@@ -57,7 +57,7 @@ class Component:
     def name(self) -> str:
         return type(self).__name__
 
-    def warm_up(self) -> None:  # noqa: B027 - optional hook, deliberately empty
+    def warm_up(self) -> None:
         """Load models / build indexes ahead of the first request (optional)."""
 
 

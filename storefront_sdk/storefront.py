@@ -62,7 +62,9 @@ class StorefrontConfig(BaseModel):
     min_products: int = Field(default=8, ge=0, description="placements with fewer are dropped")
     keywords_per_placement: int = Field(default=6, ge=1, le=50)
     candidates_per_placement: int = Field(default=100, ge=1, description="retrieval depth")
-    spare_themes: int = Field(default=4, ge=0, description="extra themes asked for, to replace drops")
+    spare_themes: int = Field(
+        default=4, ge=0, description="extra themes asked for, to replace drops"
+    )
     dedupe_products: bool = Field(default=True, description="a product appears once per page")
     max_rounds: int = Field(default=4, ge=1, description="refill rounds after drops")
 
@@ -176,7 +178,8 @@ class Storefront:
                 if type(g) is not type(self.theme_generator)
             ]
         self.fallback_theme_generators = [
-            _expect(g, ThemeGenerator, "fallback_theme_generators[]") for g in fallback_theme_generators
+            _expect(g, ThemeGenerator, "fallback_theme_generators[]")
+            for g in fallback_theme_generators
         ]
         self.fallback_keyword_generator = TaxonomyKeywordGenerator()
         self._fallback_filter = LexicalRelevanceFilter(catalog)
@@ -246,7 +249,9 @@ class Storefront:
             asyncio.get_running_loop()
         except RuntimeError:
             return asyncio.run(self.abuild_many(list(users), concurrency))
-        raise ConfigurationError("build_many() called inside an event loop: use `await sf.abuild_many(...)`")
+        raise ConfigurationError(
+            "build_many() called inside an event loop: use `await sf.abuild_many(...)`"
+        )
 
     # -- the cascade --------------------------------------------------------------------
     def _page_steps(self, user: UserContext, trace: Trace) -> _Steps:
@@ -282,7 +287,12 @@ class Storefront:
                 theme, source = queue.pop(0)
                 key = normalize(theme.title)
                 if key in seen_titles:
-                    trace.add_event("gate", f"duplicate title {theme.title!r}", gate="Storefront", reason="duplicate_title")
+                    trace.add_event(
+                        "gate",
+                        f"duplicate title {theme.title!r}",
+                        gate="Storefront",
+                        reason="duplicate_title",
+                    )
                     continue
                 if self._theme_rejected(theme, user, trace, slot):
                     slot += 1
@@ -294,7 +304,9 @@ class Storefront:
                 if not fallbacks:
                     break
                 continue
-            drafts = yield _Parallel([self._placement_steps(s, t, src, user, trace) for s, t, src in batch])
+            drafts = yield _Parallel(
+                [self._placement_steps(s, t, src, user, trace) for s, t, src in batch]
+            )
             for draft in drafts:
                 placement = self._assemble(draft, accepted, used, user, trace)
                 if placement is not None:
@@ -314,7 +326,9 @@ class Storefront:
     ) -> _Steps:
         n = self.config.num_placements + self.config.spare_themes
         try:
-            themes, rec = yield _Call("themes", gen, "generate", (user, n), fallback_reason=fallback_reason)
+            themes, rec = yield _Call(
+                "themes", gen, "generate", (user, n), fallback_reason=fallback_reason
+            )
             _validated(rec, _check_themes, themes, gen.name)
             rec.details["themes"] = len(themes)
             if not themes:
@@ -329,8 +343,13 @@ class Storefront:
             why = gate.check_theme(theme, user)
             if why:
                 trace.add_event(
-                    "gate", f"theme {theme.title!r} rejected: {why}", placement=slot,
-                    gate=gate.name, reason=why, level="theme", title=theme.title,
+                    "gate",
+                    f"theme {theme.title!r} rejected: {why}",
+                    placement=slot,
+                    gate=gate.name,
+                    reason=why,
+                    level="theme",
+                    title=theme.title,
                 )
                 return True
         return False
@@ -351,20 +370,21 @@ class Storefront:
             )
             try:
                 found, rec = yield _Call("retrieve", self.retriever, "retrieve", (query,), slot)
-                candidates = _validated(rec, self._hydrate, found, set(pinned_ids), rec, trace, slot)
+                candidates = _validated(
+                    rec, self._hydrate, found, set(pinned_ids), rec, trace, slot
+                )
             except Exception as exc:
                 trace.add_event("stage_failed", f"retrieval failed: {_reason(exc)}", placement=slot)
-        pinned = [
-            ScoredProduct.of(self.catalog[pid], pinned=True)
-            for pid in pinned_ids
-        ]
+        pinned = [ScoredProduct.of(self.catalog[pid], pinned=True) for pid in pinned_ids]
         pinned = self._product_gates(pinned, theme, user, trace, slot)
         candidates = self._product_gates(candidates, theme, user, trace, slot)
         if candidates:
             candidates = yield from self._filter(slot, theme, candidates, trace)
         if candidates:
             candidates = yield from self._rank(slot, theme, user, candidates)
-        return _Draft(slot=slot, theme=theme, source=source, keywords=keywords, products=pinned + candidates)
+        return _Draft(
+            slot=slot, theme=theme, source=source, keywords=keywords, products=pinned + candidates
+        )
 
     def _keywords(self, slot: int, theme: Theme, user: UserContext, trace: Trace) -> _Steps:
         n = self.config.keywords_per_placement
@@ -384,13 +404,20 @@ class Storefront:
         trace.add_event("fallback", reason, placement=slot, stage="keywords")
         try:
             raw, rec = yield _Call(
-                "keywords", self.fallback_keyword_generator, "generate", args, slot, fallback_reason=reason
+                "keywords",
+                self.fallback_keyword_generator,
+                "generate",
+                args,
+                slot,
+                fallback_reason=reason,
             )
             keywords = self._in_taxonomy(raw, trace, slot)[:n]
             rec.details["keywords"] = keywords
             return keywords
         except Exception as exc:  # the baseline itself failed: no retrieval for this theme
-            trace.add_event("stage_failed", f"fallback keywords failed: {_reason(exc)}", placement=slot)
+            trace.add_event(
+                "stage_failed", f"fallback keywords failed: {_reason(exc)}", placement=slot
+            )
             return []
 
     def _in_taxonomy(self, raw: Any, trace: Trace, slot: int) -> list[str]:
@@ -430,7 +457,9 @@ class Storefront:
                 continue
             seen.add(product.id)
             score = float(c.score)
-            out.append(ScoredProduct.of(product, keyword=c.keyword, retrieval_score=score, score=score))
+            out.append(
+                ScoredProduct.of(product, keyword=c.keyword, retrieval_score=score, score=score)
+            )
         rec.details["candidates"] = len(out)
         if unknown:
             trace.add_event(
@@ -452,8 +481,13 @@ class Storefront:
                 why = gate.check_product(sp.product, theme, user)
                 if why:
                     trace.add_event(
-                        "gate", f"product {sp.product.id} rejected: {why}", placement=slot,
-                        gate=gate.name, reason=why, level="product", product_id=sp.product.id,
+                        "gate",
+                        f"product {sp.product.id} rejected: {why}",
+                        placement=slot,
+                        gate=gate.name,
+                        reason=why,
+                        level="product",
+                        product_id=sp.product.id,
                     )
                     break
             else:
@@ -468,18 +502,24 @@ class Storefront:
         reason: str | None = None
         for attempt in range(2):
             try:
-                scores, rec = yield _Call("filter", flt, "score", (theme, products), slot, fallback_reason=reason)
+                scores, rec = yield _Call(
+                    "filter", flt, "score", (theme, products), slot, fallback_reason=reason
+                )
                 scores = _validated(rec, _check_scores, scores, len(products), flt.name)
                 kept = [
                     sp.with_scores(filter_score=s)
-                    for sp, s in zip(candidates, scores)
+                    for sp, s in zip(candidates, scores, strict=False)
                     if s >= flt.threshold
                 ]
-                rec.details.update(threshold=flt.threshold, kept=len(kept), dropped=len(candidates) - len(kept))
+                rec.details.update(
+                    threshold=flt.threshold, kept=len(kept), dropped=len(candidates) - len(kept)
+                )
                 return kept
             except Exception as exc:
                 if attempt or flt is self._fallback_filter:
-                    trace.add_event("stage_failed", f"relevance filter failed: {_reason(exc)}", placement=slot)
+                    trace.add_event(
+                        "stage_failed", f"relevance filter failed: {_reason(exc)}", placement=slot
+                    )
                     return []
                 reason = f"relevance filter failed: {_reason(exc)}"
                 trace.add_event("fallback", reason, placement=slot, stage="filter")
@@ -497,7 +537,12 @@ class Storefront:
             return candidates
 
     def _assemble(
-        self, draft: _Draft, accepted: list[Placement], used: set[str], user: UserContext, trace: Trace
+        self,
+        draft: _Draft,
+        accepted: list[Placement],
+        used: set[str],
+        user: UserContext,
+        trace: Trace,
     ) -> Placement | None:
         cfg = self.config
         items = [sp for sp in draft.products if sp.product.id not in used]
@@ -505,9 +550,14 @@ class Storefront:
         if len(items) < cfg.min_products:
             trace.add_event(
                 "gate",
-                f"placement {draft.theme.title!r} too thin: {len(items)} < {cfg.min_products} products",
-                placement=draft.slot, gate="Storefront", reason="density", level="placement",
-                title=draft.theme.title, products=len(items),
+                f"placement {draft.theme.title!r} too thin: "
+                f"{len(items)} < {cfg.min_products} products",
+                placement=draft.slot,
+                gate="Storefront",
+                reason="density",
+                level="placement",
+                title=draft.theme.title,
+                products=len(items),
             )
             return None
         placement = Placement.model_construct(
@@ -517,8 +567,13 @@ class Storefront:
             why = gate.check_placement(placement, accepted, user)
             if why:
                 trace.add_event(
-                    "gate", f"placement {draft.theme.title!r} rejected: {why}", placement=draft.slot,
-                    gate=gate.name, reason=why, level="placement", title=draft.theme.title,
+                    "gate",
+                    f"placement {draft.theme.title!r} rejected: {why}",
+                    placement=draft.slot,
+                    gate=gate.name,
+                    reason=why,
+                    level="placement",
+                    title=draft.theme.title,
                 )
                 return None
         return placement
@@ -541,7 +596,7 @@ class Storefront:
 
 
 def _final_scores(items: list[ScoredProduct]) -> list[ScoredProduct]:
-    """``score`` = the rank score (else retrieval score); pinned products lead, scored above the rest."""
+    """``score`` = rank score (else retrieval score); pinned products lead, scored above."""
     ranked = [
         sp.with_scores(score=sp.rank_score if sp.rank_score is not None else sp.score)
         for sp in items
@@ -566,7 +621,9 @@ def _drive_sync(steps: _Steps, trace: Trace) -> Any:
             value = [_drive_sync(s, trace) for s in step.steps]
             continue
         try:
-            with stage(trace, step.stage, component=step.component, placement=step.placement) as rec:
+            with stage(
+                trace, step.stage, component=step.component, placement=step.placement
+            ) as rec:
                 rec.fallback_reason = step.fallback_reason
                 result = getattr(step.component, step.method)(*step.args)
             value = (result, rec)
@@ -587,7 +644,9 @@ async def _drive_async(steps: _Steps, trace: Trace) -> Any:
             value = list(await asyncio.gather(*(_drive_async(s, trace) for s in step.steps)))
             continue
         try:
-            with stage(trace, step.stage, component=step.component, placement=step.placement) as rec:
+            with stage(
+                trace, step.stage, component=step.component, placement=step.placement
+            ) as rec:
                 rec.fallback_reason = step.fallback_reason
                 result = await getattr(step.component, "a" + step.method)(*step.args)
             value = (result, rec)
@@ -603,7 +662,8 @@ def _merge_config(config: StorefrontConfig | None, overrides: dict[str, Any]) ->
     unknown = set(overrides) - set(StorefrontConfig.model_fields)
     if unknown:
         raise ConfigurationError(
-            f"unknown Storefront option(s) {sorted(unknown)}; config fields: {sorted(StorefrontConfig.model_fields)}"
+            f"unknown Storefront option(s) {sorted(unknown)}; "
+            f"config fields: {sorted(StorefrontConfig.model_fields)}"
         )
     try:
         return StorefrontConfig(**{**base.model_dump(), **overrides})
@@ -712,4 +772,3 @@ def _default_gates() -> list[Gate]:
 
     factory = getattr(gates_module, "default_gates", None)
     return list(factory()) if factory is not None else []
-

@@ -175,9 +175,13 @@ class KeywordTaxonomy:
         sims = self.similarity(texts)
         k_rest = max(k - len(exact), 0)
         if k_rest and sims.size:
-            top = np.argpartition(-sims, min(k_rest + len(exact), sims.size - 1))[: k_rest + len(exact)]
+            top = np.argpartition(-sims, min(k_rest + len(exact), sims.size - 1))[
+                : k_rest + len(exact)
+            ]
             top = top[np.argsort(-sims[top], kind="stable")]
-            rest = [self._keywords[i] for i in top if sims[i] > 0 and self._keywords[i] not in exact]
+            rest = [
+                self._keywords[i] for i in top if sims[i] > 0 and self._keywords[i] not in exact
+            ]
         else:
             rest = []
         return (exact + rest)[:k]

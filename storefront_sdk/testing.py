@@ -17,6 +17,7 @@ import inspect
 import math
 from collections import Counter
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 from .catalog import Catalog
@@ -48,6 +49,7 @@ def _check_twins(obj: Any, sync: str, kind: type) -> None:
     _require(isinstance(obj, kind), f"{type(obj).__name__} is not a {kind.__name__} subclass")
     s = inspect.signature(getattr(type(obj), sync))
     a = inspect.signature(getattr(type(obj), "a" + sync))
+
     def shape(sig: inspect.Signature) -> list[tuple[str, Any, Any]]:
         return [(p.name, p.kind, p.default) for p in sig.parameters.values()]
 
@@ -76,7 +78,9 @@ def _sample_user(catalog: Catalog, n: int = 12) -> UserContext:
     products = list(catalog)[: n * 3 : 3]
     return UserContext(
         user_id="conformance-user",
-        history=[Interaction(product_id=p.id, order_number=1 + i % 3) for i, p in enumerate(products)],
+        history=[
+            Interaction(product_id=p.id, order_number=1 + i % 3) for i, p in enumerate(products)
+        ],
     )
 
 
@@ -101,23 +105,31 @@ def check_retriever(
         all(v <= 5 for v in per_kw.values()),
         f"per_keyword_k=5 not honoured: {dict(per_kw)}",
     )
-    _require(all(c.keyword in kws for c in got), "Candidate.keyword must be one of the query's keywords")
+    _require(
+        all(c.keyword in kws for c in got), "Candidate.keyword must be one of the query's keywords"
+    )
     unknown = [i for i in ids if i not in catalog]
     _require(not unknown, f"retrieve returned ids not in the catalog: {unknown[:5]}")
     again = retriever.retrieve(query)
-    _require([c.product_id for c in again] == ids, "retrieve must be deterministic for the same query")
+    _require(
+        [c.product_id for c in again] == ids, "retrieve must be deterministic for the same query"
+    )
     excluded = frozenset(ids[:3])
     ex = retriever.retrieve(query.model_copy(update={"exclude_ids": excluded}))
     _require(not excluded & {c.product_id for c in ex}, "exclude_ids not honoured")
     dept = catalog[ids[0]].department
     if dept:
         only = retriever.retrieve(query.model_copy(update={"departments": [dept]}))
-        wrong = [c.product_id for c in only if catalog[c.product_id].department.lower() != dept.lower()]
+        wrong = [
+            c.product_id for c in only if catalog[c.product_id].department.lower() != dept.lower()
+        ]
         _require(not wrong, f"departments filter not honoured: {wrong[:5]}")
     empty = retriever.retrieve(RetrievalQuery(keywords=[], k=5))
     _require(empty == [], "an empty keyword list must retrieve nothing")
     async_got = _run(retriever.aretrieve(query))
-    _require([c.product_id for c in async_got] == ids, "aretrieve must return what retrieve returns")
+    _require(
+        [c.product_id for c in async_got] == ids, "aretrieve must return what retrieve returns"
+    )
 
 
 def check_relevance_filter(flt: RelevanceFilter, catalog: Catalog) -> None:
@@ -132,7 +144,10 @@ def check_relevance_filter(flt: RelevanceFilter, catalog: Catalog) -> None:
     theme = Theme(title=f"All about {kw[0]}", description="conformance", concepts=kw)
     scores = flt.score(theme, products)
     _require(isinstance(scores, list), "score must return a list")
-    _require(len(scores) == len(products), f"score returned {len(scores)} scores for {len(products)} products")
+    _require(
+        len(scores) == len(products),
+        f"score returned {len(scores)} scores for {len(products)} products",
+    )
     _require(
         all(isinstance(s, (int, float)) and math.isfinite(s) and 0.0 <= s <= 1.0 for s in scores),
         "every score must be a finite number in [0, 1]",
@@ -158,16 +173,23 @@ def check_ranker(ranker: Ranker, catalog: Catalog) -> None:
         sorted(sp.product.id for sp in ranked) == sorted(sp.product.id for sp in cands),
         "rank must return exactly the products it was given (no drops, no additions)",
     )
-    _require(all(sp.rank_score is not None for sp in ranked), "rank must set rank_score on every product")
+    _require(
+        all(sp.rank_score is not None for sp in ranked), "rank must set rank_score on every product"
+    )
     rs = [float(sp.rank_score or 0.0) for sp in ranked]
     _require(all(math.isfinite(s) for s in rs), "rank scores must be finite")
-    _require(all(a >= b for a, b in zip(rs, rs[1:])), "rank must sort by rank_score, descending")
+    _require(all(a >= b for a, b in pairwise(rs)), "rank must sort by rank_score, descending")
     _require([sp.model_dump() for sp in cands] == before, "rank must not modify its input")
     _require(ranker.rank(user, theme, []) == [], "ranking no products must return []")
     cold = UserContext(user_id="cold")
-    _require(len(ranker.rank(cold, theme, cands)) == len(cands), "rank must work for a user without history")
+    _require(
+        len(ranker.rank(cold, theme, cands)) == len(cands),
+        "rank must work for a user without history",
+    )
     again = _run(ranker.arank(user, theme, cands))
-    _require([sp.product.id for sp in again] == [sp.product.id for sp in ranked], "arank must match rank")
+    _require(
+        [sp.product.id for sp in again] == [sp.product.id for sp in ranked], "arank must match rank"
+    )
 
 
 def check_theme_generator(gen: ThemeGenerator, catalog: Catalog) -> None:
@@ -177,7 +199,9 @@ def check_theme_generator(gen: ThemeGenerator, catalog: Catalog) -> None:
         for n in (1, 4):
             themes = gen.generate(user, n)
             _require(isinstance(themes, list), "generate must return a list")
-            _require(all(isinstance(t, Theme) for t in themes), "generate must return Theme objects")
+            _require(
+                all(isinstance(t, Theme) for t in themes), "generate must return Theme objects"
+            )
             _require(len(themes) <= n, f"generate returned {len(themes)} > n={n} themes")
         _require(len(gen.generate(user, 4)) > 0, f"no theme at all for user {user.user_id!r}")
     async_themes = _run(gen.agenerate(_sample_user(catalog), 3))
@@ -198,12 +222,18 @@ def check_keyword_generator(
         theme = Theme(title=f"Ideas: {concepts[0]}", concepts=concepts)
         for n in (1, 5):
             kws = gen.generate(theme, taxonomy, user, n)
-            _require(isinstance(kws, list) and all(isinstance(k, str) for k in kws), "generate must return list[str]")
+            _require(
+                isinstance(kws, list) and all(isinstance(k, str) for k in kws),
+                "generate must return list[str]",
+            )
             _require(len(kws) <= n, f"generate returned {len(kws)} > n={n} keywords")
             _require(len(set(kws)) == len(kws), "keywords must be distinct")
             outside = [k for k in kws if k not in taxonomy]
             _require(not outside, f"keywords outside the taxonomy: {outside}")
     theme = Theme(title="Breakfast", concepts=_sample_keywords(catalog, 2))
-    _require(len(gen.generate(theme, taxonomy, user, 4)) > 0, "no keyword for a theme made of catalog words")
+    _require(
+        len(gen.generate(theme, taxonomy, user, 4)) > 0,
+        "no keyword for a theme made of catalog words",
+    )
     akws = _run(gen.agenerate(theme, taxonomy, user, 4))
     _require(all(k in taxonomy for k in akws), "agenerate returned keywords outside the taxonomy")

@@ -15,8 +15,42 @@ __all__ = ["STOP_WORDS", "normalize", "stem", "tokenize"]
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 STOP_WORDS = frozenset(
-    "a an and are as at be by for from in into is it its of on or the to with your you "
-    "our all new size oz fl lb ct pk count pack".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "the",
+        "to",
+        "with",
+        "your",
+        "you",
+        "our",
+        "all",
+        "new",
+        "size",
+        "oz",
+        "fl",
+        "lb",
+        "ct",
+        "pk",
+        "count",
+        "pack",
+    ]
 )
 
 

@@ -197,7 +197,9 @@ class ScoredProduct(_Frozen):
         return _fast_new(type(self), data)
 
 
-_SCORE_FIELDS = frozenset({"score", "keyword", "retrieval_score", "filter_score", "rank_score", "pinned"})
+_SCORE_FIELDS = frozenset(
+    {"score", "keyword", "retrieval_score", "filter_score", "rank_score", "pinned"}
+)
 
 
 def _fast_new(cls: type[ScoredProduct], data: dict[str, Any]) -> ScoredProduct:

@@ -14,7 +14,10 @@ from storefront_sdk.cli import main
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "storefront_sdk.cli", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "storefront_sdk.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -35,7 +38,10 @@ def test_build_table_and_output_file(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "Storefront for user demo-6" in out and "1. " in out
     target = tmp_path / "page.json"
-    assert main(["build", "--user", "demo-2", "--llm", "none", "--format", "json", "-o", str(target)]) == 0
+    assert (
+        main(["build", "--user", "demo-2", "--llm", "none", "--format", "json", "-o", str(target)])
+        == 0
+    )
     assert json.loads(target.read_text())["user_id"] == "demo-2"
 
 
@@ -45,11 +51,33 @@ def test_custom_catalog_and_history(tmp_path: Path, capsys: pytest.CaptureFixtur
     demo = Catalog.demo()
     path = tmp_path / "mini.csv"
     rows = ["id,title,department,aisle,price"]
-    rows += [f"{p.id},{p.title.replace(',', ' ')},{p.department},{p.aisle},{p.price or 1}" for p in demo.products[:400]]
+    rows += [
+        f"{p.id},{p.title.replace(',', ' ')},{p.department},{p.aisle},{p.price or 1}"
+        for p in demo.products[:400]
+    ]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     ids = ",".join(p.id for p in demo.products[:5])
-    code = main(["build", "--user", "x", "--catalog", str(path), "--history", ids, "--llm", "none",
-                 "--placements", "4", "--products", "6", "--min-products", "3", "--format", "json"])
+    code = main(
+        [
+            "build",
+            "--user",
+            "x",
+            "--catalog",
+            str(path),
+            "--history",
+            ids,
+            "--llm",
+            "none",
+            "--placements",
+            "4",
+            "--products",
+            "6",
+            "--min-products",
+            "3",
+            "--format",
+            "json",
+        ]
+    )
     assert code == 0
     page = json.loads(capsys.readouterr().out)
     assert 1 <= len(page["placements"]) <= 4

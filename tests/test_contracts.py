@@ -1,4 +1,4 @@
-"""Every interface has an async twin of identical signature; built-ins pass the conformance checks."""
+"""Every interface has an async twin of identical signature; built-ins pass conformance."""
 
 from __future__ import annotations
 
@@ -55,7 +55,10 @@ def test_builtins_pass_conformance(demo_catalog: Catalog) -> None:
     check_relevance_filter(LexicalRelevanceFilter(demo_catalog), demo_catalog)
     check_ranker(PopularityRanker(), demo_catalog)
     check_ranker(FusionRanker(), demo_catalog)
-    check_ranker(FusionRanker(user_model=lambda user, products: [len(p.title) for p in products]), demo_catalog)
+    check_ranker(
+        FusionRanker(user_model=lambda user, products: [len(p.title) for p in products]),
+        demo_catalog,
+    )
     check_theme_generator(HistoryThemeGenerator(demo_catalog), demo_catalog)
     check_theme_generator(StaticThemeGenerator(), demo_catalog)
     check_keyword_generator(TaxonomyKeywordGenerator(), demo_catalog)

@@ -18,7 +18,13 @@ def test_there_are_examples() -> None:
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_runs(script: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=script.parent.parent
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=script.parent.parent,
     )
-    assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, (
+        f"{script.name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    )
     assert proc.stdout.strip(), f"{script.name} printed nothing"

@@ -82,11 +82,16 @@ def test_cold_start_user_gets_a_popular_page(sf: Storefront) -> None:
     assert page.trace.events_of("cold_start")
 
 
-def test_unknown_history_ids_are_skipped_and_reported(sf: Storefront, demo_catalog: Catalog) -> None:
+def test_unknown_history_ids_are_skipped_and_reported(
+    sf: Storefront, demo_catalog: Catalog
+) -> None:
     real = demo_catalog.products[0].id
     user = UserContext(
         user_id="u",
-        history=[Interaction(product_id="no-such-id"), Interaction(product_id=real, order_number=1)],
+        history=[
+            Interaction(product_id="no-such-id"),
+            Interaction(product_id=real, order_number=1),
+        ],
     )
     page = sf.build(user)
     (ev,) = page.trace.events_of("unknown_product")
@@ -99,13 +104,15 @@ def test_abuild_and_build_many_match_build(sf: Storefront) -> None:
     sync = [sf.build(u) for u in users]
     async_pages = [asyncio.run(sf.abuild(u)) for u in users]
     many = sf.build_many(users, concurrency=3)
-    for a, b, c in zip(sync, async_pages, many):
+    for a, b, c in zip(sync, async_pages, many, strict=False):
         assert [pl.product_ids for pl in a.placements] == [pl.product_ids for pl in b.placements]
         assert [pl.product_ids for pl in a.placements] == [pl.product_ids for pl in c.placements]
 
 
 def test_page_size_is_configurable(demo_catalog: Catalog) -> None:
-    sf = Storefront(demo_catalog, llm=None, num_placements=3, products_per_placement=5, min_products=5)
+    sf = Storefront(
+        demo_catalog, llm=None, num_placements=3, products_per_placement=5, min_products=5
+    )
     page = sf.build(demo_user("demo-3"))
     assert len(page.placements) == 3
     assert all(len(pl.products) == 5 for pl in page.placements)
@@ -132,12 +139,16 @@ class ExplodingThemes(ThemeGenerator):
 
 
 class ExplodingKeywords(KeywordGenerator):
-    def generate(self, theme: Theme, taxonomy: KeywordTaxonomy, user: UserContext, n: int) -> list[str]:
+    def generate(
+        self, theme: Theme, taxonomy: KeywordTaxonomy, user: UserContext, n: int
+    ) -> list[str]:
         raise TimeoutError("keyword model timed out")
 
 
 class OffTaxonomyKeywords(KeywordGenerator):
-    def generate(self, theme: Theme, taxonomy: KeywordTaxonomy, user: UserContext, n: int) -> list[str]:
+    def generate(
+        self, theme: Theme, taxonomy: KeywordTaxonomy, user: UserContext, n: int
+    ) -> list[str]:
         return ["definitely not a catalog term", "quantum flux"]
 
 
@@ -147,7 +158,9 @@ class BrokenFilter(RelevanceFilter):
 
 
 class BrokenRanker(Ranker):
-    def rank(self, user: UserContext, theme: Theme, candidates: Sequence[ScoredProduct]) -> list[ScoredProduct]:
+    def rank(
+        self, user: UserContext, theme: Theme, candidates: Sequence[ScoredProduct]
+    ) -> list[ScoredProduct]:
         return list(candidates)[:1]
 
 
@@ -158,7 +171,10 @@ def test_theme_generator_failure_falls_back(demo_catalog: Catalog) -> None:
     assert {pl.source for pl in page.placements} == {"fallback"}
     failed = page.trace.stages_of("themes")[0]
     assert failed.error and "model server is down" in failed.error
-    assert any(s.fallback_reason == "primary theme generator failed" for s in page.trace.stages_of("themes"))
+    assert any(
+        s.fallback_reason == "primary theme generator failed"
+        for s in page.trace.stages_of("themes")
+    )
 
 
 def test_keyword_failures_fall_back_to_the_taxonomy_baseline(demo_catalog: Catalog) -> None:
@@ -187,11 +203,19 @@ class TinyRetriever(Retriever):
 
     def retrieve(self, query: RetrievalQuery) -> list[Candidate]:
         real = [p.id for p in self.catalog.products[:3]]
-        return [Candidate(product_id=i, score=1.0, keyword=query.keywords[0]) for i in ["ghost-1", *real]]
+        return [
+            Candidate(product_id=i, score=1.0, keyword=query.keywords[0])
+            for i in ["ghost-1", *real]
+        ]
 
 
 def test_thin_placements_are_dropped_and_unknown_ids_reported(demo_catalog: Catalog) -> None:
-    sf = Storefront(demo_catalog, llm=None, retriever=TinyRetriever(demo_catalog), theme_generator=StaticThemeGenerator())
+    sf = Storefront(
+        demo_catalog,
+        llm=None,
+        retriever=TinyRetriever(demo_catalog),
+        theme_generator=StaticThemeGenerator(),
+    )
     page = sf.build(demo_user("demo-1"))
     # Static themes cannot fill a placement from three products; only the history fallback's
     # pinned "Buy it again" survives. A short page, not an exception.
@@ -204,7 +228,10 @@ def test_thin_placements_are_dropped_and_unknown_ids_reported(demo_catalog: Cata
 
 def test_popularity_ranker_and_history_generator_plug_in(demo_catalog: Catalog) -> None:
     sf = Storefront(
-        demo_catalog, llm=None, theme_generator=HistoryThemeGenerator(demo_catalog), ranker=PopularityRanker()
+        demo_catalog,
+        llm=None,
+        theme_generator=HistoryThemeGenerator(demo_catalog),
+        ranker=PopularityRanker(),
     )
     page = sf.build(demo_user("demo-4"))
     pl = next(p for p in page.placements if not any(sp.pinned for sp in p.products))

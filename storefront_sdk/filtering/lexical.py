@@ -26,7 +26,11 @@ class LexicalRelevanceFilter(RelevanceFilter):
     """
 
     def __init__(
-        self, catalog: Catalog | None = None, threshold: float = 0.12, *, category_match: float = 0.6
+        self,
+        catalog: Catalog | None = None,
+        threshold: float = 0.12,
+        *,
+        category_match: float = 0.6,
     ) -> None:
         self.catalog = catalog
         self.threshold = threshold
@@ -46,7 +50,9 @@ class LexicalRelevanceFilter(RelevanceFilter):
                 return
             from sklearn.feature_extraction.text import TfidfVectorizer
 
-            vec = TfidfVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None, sublinear_tf=True)
+            vec = TfidfVectorizer(
+                tokenizer=tokenize, lowercase=False, token_pattern=None, sublinear_tf=True
+            )
             corpus = [p.text for p in self.catalog] if self.catalog is not None else ["placeholder"]
             matrix = vec.fit_transform(corpus).tocsr()
             if self.catalog is not None:
@@ -62,8 +68,10 @@ class LexicalRelevanceFilter(RelevanceFilter):
         self.warm_up()
         q = self._query_vector(theme.text)
         rows = [self._rows.get(p.id, -1) for p in products]
-        if self._matrix is not None and min(rows) >= 0 and all(
-            self.catalog is not None and self.catalog.get(p.id) is p for p in products
+        if (
+            self._matrix is not None
+            and min(rows) >= 0
+            and all(self.catalog is not None and self.catalog.get(p.id) is p for p in products)
         ):
             m = self._matrix[rows]
         else:  # products from outside the catalog (or changed copies): vectorise them now
@@ -71,7 +79,7 @@ class LexicalRelevanceFilter(RelevanceFilter):
         sims = m @ q
         named = {normalize(c) for c in (*theme.concepts, *theme.departments)}
         out = []
-        for p, s in zip(products, sims):
+        for p, s in zip(products, sims, strict=False):
             v = float(s)
             if named and (normalize(p.aisle) in named or normalize(p.department) in named):
                 v = max(v, self.category_match)
@@ -79,7 +87,7 @@ class LexicalRelevanceFilter(RelevanceFilter):
         return out
 
     def _query_vector(self, text: str) -> np.ndarray:
-        """The theme's TF-IDF vector, as the fitted vectoriser would make it, without its overhead."""
+        """The theme's TF-IDF vector as the fitted vectoriser makes it, without its overhead."""
         q = np.zeros(len(self._idf))
         for tok, count in Counter(tokenize(text)).items():
             j = self._vocab.get(tok)

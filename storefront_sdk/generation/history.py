@@ -67,7 +67,7 @@ class HistoryThemeGenerator(ThemeGenerator):
         self.pins_per_aisle = pins_per_aisle
         self.max_pinned = max_pinned
         self._copurchase: dict[str, Counter[str]] = {}
-        self._popular: list[Product] | None = None
+        self._popular_cache: list[Theme] | None = None
 
     # -- optional fitting -------------------------------------------------------------
     def fit(self, users: Iterable[UserContext]) -> HistoryThemeGenerator:
@@ -120,7 +120,9 @@ class HistoryThemeGenerator(ThemeGenerator):
         if self.buy_again:
             pinned = ranked[: self.max_pinned]
             shown.update(pinned)
-            top_aisles = [a for a, _ in Counter(self.catalog[p].aisle for p in pinned).most_common(3) if a]
+            top_aisles = [
+                a for a, _ in Counter(self.catalog[p].aisle for p in pinned).most_common(3) if a
+            ]
             names = ", ".join(self.catalog[p].title for p in pinned[:3])
             themes.append(
                 Theme(
@@ -132,14 +134,15 @@ class HistoryThemeGenerator(ThemeGenerator):
                     pinned_product_ids=pinned,
                 )
             )
-        aisle_weight: Counter[str] = Counter()
+        aisle_weight: dict[str, float] = defaultdict(float)
         by_aisle: dict[str, list[str]] = defaultdict(list)
         for pid in ranked:
             p = self.catalog[pid]
             if p.aisle:
                 aisle_weight[p.aisle] += weights[pid]
                 by_aisle[p.aisle].append(pid)
-        for i, (aisle, _) in enumerate(aisle_weight.most_common(n)):
+        top_aisles = sorted(aisle_weight, key=lambda a: -aisle_weight[a])[:n]
+        for i, aisle in enumerate(top_aisles):
             products = [self.catalog[pid] for pid in by_aisle[aisle]]
             pins = [pid for pid in by_aisle[aisle] if pid not in shown][: self.pins_per_aisle]
             shown.update(pins)
@@ -162,7 +165,9 @@ class HistoryThemeGenerator(ThemeGenerator):
     def _together(self, ranked: Sequence[str], shown: set[str]) -> list[Theme]:
         for anchor in ranked[:5]:
             partners = [
-                pid for pid, _ in self._copurchase.get(anchor, Counter()).most_common(40) if pid not in shown
+                pid
+                for pid, _ in self._copurchase.get(anchor, Counter()).most_common(40)
+                if pid not in shown
             ]
             if len(partners) >= 3:
                 p = self.catalog[anchor]
@@ -170,7 +175,9 @@ class HistoryThemeGenerator(ThemeGenerator):
                     Theme(
                         title=f"Goes well with {p.title}"[:60],
                         description=f"Often bought together with {p.title}.",
-                        concepts=list(dict.fromkeys(self.catalog[x].aisle for x in partners[:10]))[:5],
+                        concepts=list(dict.fromkeys(self.catalog[x].aisle for x in partners[:10]))[
+                            :5
+                        ],
                         kind="bought_together",
                         source="history",
                         pinned_product_ids=partners[:20],
@@ -179,29 +186,36 @@ class HistoryThemeGenerator(ThemeGenerator):
         return []
 
     def _popular_themes(self, n: int, exclude: set[str]) -> list[Theme]:
-        if self._popular is None:
-            self._popular = sorted(self.catalog, key=lambda p: -p.popularity)
+        if self._popular_cache is None:
+            self._popular_cache = self._make_popular_themes()
+        return [t for t in self._popular_cache if t.title not in exclude][:n]
+
+    def _make_popular_themes(self) -> list[Theme]:
+        """User-independent: computed once per catalog."""
+        popular = sorted(self.catalog, key=lambda p: -p.popularity)
         themes: list[Theme] = []
-        if "Popular right now" not in exclude and any(p.popularity > 0 for p in self._popular[:1]):
+        if popular and popular[0].popularity > 0:
             themes.append(
                 Theme(
                     title="Popular right now",
                     description="What other shoppers buy most.",
-                    concepts=[a for a, _ in Counter(p.aisle for p in self._popular[:50]).most_common(3) if a],
+                    concepts=[
+                        a for a, _ in Counter(p.aisle for p in popular[:50]).most_common(3) if a
+                    ],
                     kind="popular",
                     source="history",
-                    pinned_product_ids=[p.id for p in self._popular[:30]],
+                    pinned_product_ids=[p.id for p in popular[:30]],
                 )
             )
-        dept_pop: Counter[str] = Counter()
-        for p in self.catalog:
-            dept_pop[p.department] += p.popularity + 1e-6
-        for dept, _ in dept_pop.most_common():
-            if len(themes) >= n:
-                break
-            if not dept:
-                continue
-            aisles = [a for a, _ in Counter(p.aisle for p in self._popular if p.department == dept).most_common(3)]
+        dept_pop: dict[str, float] = defaultdict(float)
+        dept_aisles: dict[str, Counter[str]] = defaultdict(Counter)
+        for p in popular:
+            if p.department:
+                dept_pop[p.department] += p.popularity + 1e-6
+                if p.aisle and sum(dept_aisles[p.department].values()) < 200:
+                    dept_aisles[p.department][p.aisle] += 1
+        for dept in sorted(dept_pop, key=lambda d: -dept_pop[d]):
+            aisles = [a for a, _ in dept_aisles[dept].most_common(3)]
             themes.append(
                 Theme(
                     title=f"Popular in {_display(dept)}"[:60],
@@ -212,7 +226,7 @@ class HistoryThemeGenerator(ThemeGenerator):
                     departments=[dept],
                 )
             )
-        return themes[:n]
+        return themes
 
 
 def _title_phrases(products: Sequence[Product], k: int) -> list[str]:

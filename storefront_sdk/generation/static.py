@@ -11,20 +11,47 @@ __all__ = ["DEFAULT_STATIC_THEMES", "StaticThemeGenerator"]
 
 
 def _t(title: str, description: str, *concepts: str) -> Theme:
-    return Theme(title=title, description=description, concepts=list(concepts), kind="static", source="static")
+    return Theme(
+        title=title,
+        description=description,
+        concepts=list(concepts),
+        kind="static",
+        source="static",
+    )
 
 
 DEFAULT_STATIC_THEMES: tuple[Theme, ...] = (
-    _t("Fresh fruit and vegetables", "Seasonal produce for every day.", "fresh fruits", "fresh vegetables", "bananas", "salad"),
+    _t(
+        "Fresh fruit and vegetables",
+        "Seasonal produce for every day.",
+        "fresh fruits",
+        "fresh vegetables",
+        "bananas",
+        "salad",
+    ),
     _t("Dairy and eggs", "Milk, yogurt, cheese and eggs.", "milk", "yogurt", "cheese", "eggs"),
     _t("Bakery favourites", "Breads and baked treats.", "bread", "bagels", "tortillas", "muffins"),
     _t("Snack time", "Chips, crackers and sweet bites.", "chips", "crackers", "cookies", "nuts"),
     _t("Something to drink", "Water, juice, coffee and tea.", "water", "juice", "coffee", "tea"),
-    _t("From the freezer", "Frozen meals and desserts.", "frozen pizza", "frozen meals", "ice cream"),
+    _t(
+        "From the freezer",
+        "Frozen meals and desserts.",
+        "frozen pizza",
+        "frozen meals",
+        "ice cream",
+    ),
     _t("Pantry staples", "Pasta, rice, sauces and cans.", "pasta", "rice", "pasta sauce", "soup"),
-    _t("Breakfast", "Cereal, granola and spreads.", "cereal", "granola", "oatmeal", "peanut butter"),
+    _t(
+        "Breakfast", "Cereal, granola and spreads.", "cereal", "granola", "oatmeal", "peanut butter"
+    ),
     _t("Meat and seafood", "Chicken, beef and fish.", "chicken", "beef", "salmon", "turkey"),
-    _t("Household essentials", "Cleaning and paper goods.", "paper towels", "dish soap", "laundry detergent"),
+    _t(
+        "Household essentials",
+        "Cleaning and paper goods.",
+        "paper towels",
+        "dish soap",
+        "laundry detergent",
+    ),
 )
 
 
@@ -34,7 +61,9 @@ class StaticThemeGenerator(ThemeGenerator):
     source = "static"
 
     def __init__(self, themes: Sequence[Theme] | None = None) -> None:
-        self.themes: tuple[Theme, ...] = tuple(themes) if themes is not None else DEFAULT_STATIC_THEMES
+        self.themes: tuple[Theme, ...] = (
+            tuple(themes) if themes is not None else DEFAULT_STATIC_THEMES
+        )
 
     def generate(self, user: UserContext, n: int) -> list[Theme]:
         return list(self.themes[:n])

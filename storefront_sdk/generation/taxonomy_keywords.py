@@ -24,7 +24,9 @@ class TaxonomyKeywordGenerator(KeywordGenerator):
     def generate(
         self, theme: Theme, taxonomy: KeywordTaxonomy, user: UserContext, n: int
     ) -> list[str]:
-        texts = [*theme.concepts, theme.title] if theme.concepts else [theme.title, theme.description]
+        texts = (
+            [*theme.concepts, theme.title] if theme.concepts else [theme.title, theme.description]
+        )
         shortlist = taxonomy.shortlist(texts, k=self.shortlist_size)
         chosen: list[str] = []
         covered: set[str] = set()

@@ -76,7 +76,9 @@ class LLMResult(Generic[T]):
 
 
 def _stable_hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
+    return hashlib.sha256(
+        json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()[:20]
 
 
 class OutputSpec(ABC, Generic[T]):

@@ -30,10 +30,7 @@ class PopularityRanker(Ranker):
         self, user: UserContext, theme: Theme, candidates: Sequence[ScoredProduct]
     ) -> list[ScoredProduct]:
         return _sorted(
-            [
-                sp.with_scores(rank_score=math.log1p(sp.product.popularity))
-                for sp in candidates
-            ]
+            [sp.with_scores(rank_score=math.log1p(sp.product.popularity)) for sp in candidates]
         )
 
 
@@ -70,7 +67,9 @@ class FusionRanker(Ranker):
         self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
         unknown = set(self.weights) - set(DEFAULT_WEIGHTS)
         if unknown:
-            raise ConfigurationError(f"unknown FusionRanker signals {sorted(unknown)}; known: {sorted(DEFAULT_WEIGHTS)}")
+            raise ConfigurationError(
+                f"unknown FusionRanker signals {sorted(unknown)}; known: {sorted(DEFAULT_WEIGHTS)}"
+            )
         self.user_model = user_model
 
     def rank(
@@ -97,6 +96,7 @@ class FusionRanker(Ranker):
             w = self.weights.get(name, 0.0)
             if w:
                 total += w * _minmax(values)
-        return _sorted(
-            [sp.with_scores(rank_score=float(s)) for sp, s in zip(candidates, total)]
-        )
+        ranked = [
+            sp.with_scores(rank_score=float(s)) for sp, s in zip(candidates, total, strict=True)
+        ]
+        return _sorted(ranked)
