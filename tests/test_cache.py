@@ -48,7 +48,13 @@ def test_key_is_stable_and_order_independent(cache: GenerationCache) -> None:
 
 def test_every_part_changes_the_key(cache: GenerationCache) -> None:
     base = themes_key(cache)
-    for part, value in [("prompt", "themes-v2"), ("model", "gpt"), ("schema", "x"), ("user", "v"), ("n", 9)]:
+    for part, value in [
+        ("prompt", "themes-v2"),
+        ("model", "gpt"),
+        ("schema", "x"),
+        ("user", "v"),
+        ("n", 9),
+    ]:
         assert themes_key(cache, **{part: value}) != base, part
     assert cache.key("keywords", model="m") != cache.key("themes", model="m")
 

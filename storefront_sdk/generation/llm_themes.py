@@ -1,0 +1,379 @@
+"""Themes from a language model, under a JSON schema, merchandising rules and a cache.
+
+Pipeline for one user: the "Buy it again" theme (from the history baseline,
+for returning users) goes first; the model is asked for the remaining themes
+with a versioned prompt in which the user's context is fenced *data* (product
+names from the catalog, never ids; notes and preferences quoted as untrusted);
+its output must validate against :func:`theme_list_model` (``extra="forbid"``,
+titles <= 60 characters, 1-5 concepts); the validated output is cached, then
+repaired (whitespace, one-line descriptions, empty or duplicate concepts) and
+filtered by :class:`~storefront_sdk.generation.rules.MerchandisingRules`.
+Fewer themes may come back; when none survive, :class:`OutputValidationError`
+says why and the storefront falls back to the baseline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
+
+from ..exceptions import OutputValidationError
+from ..interfaces import ThemeGenerator
+from ..llm.base import LLM, ChatMessage, LLMResult, Structured
+from ..text import normalize
+from ..tracing import annotate, current_stage
+from ..types import Theme, UserContext
+from .history import HistoryThemeGenerator, user_product_weights
+from .prompts import fence, quote_data, theme_prompt
+from .rules import MerchandisingRules
+
+if TYPE_CHECKING:
+    from ..cache import GenerationCache, UserFingerprint
+    from ..catalog import Catalog
+
+__all__ = ["LLMThemeGenerator", "ThemeDraft", "repair_drafts", "theme_list_model"]
+
+TITLE_MAX = 60
+DESCRIPTION_MAX = 160
+CONCEPT_MAX = 40
+
+
+class ThemeDraft(BaseModel):
+    """One theme as the model must write it (the JSON schema the decoder enforces)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=3, max_length=TITLE_MAX)
+    description: str = Field(min_length=1, max_length=DESCRIPTION_MAX)
+    concepts: list[Annotated[str, StringConstraints(min_length=1, max_length=CONCEPT_MAX)]] = Field(
+        min_length=1, max_length=5
+    )
+
+
+@lru_cache(maxsize=64)
+def theme_list_model(n: int) -> type[BaseModel]:
+    """The output model for ``n`` themes: ``{"themes": [ThemeDraft x n]}``, extra keys forbidden."""
+    model: type[BaseModel] = create_model(
+        f"ThemeList{n}",
+        __config__=ConfigDict(extra="forbid"),
+        themes=(list[ThemeDraft], Field(min_length=n, max_length=n)),
+    )
+    return model
+
+
+# -- repair ----------------------------------------------------------------------------------
+
+_EDGE = re.compile(r"^[\s\"'`*#:\-.,;]+|[\s\"'`*#:\-,;]+$")
+_SPACES = re.compile(r"\s+")
+
+
+def _clean(text: str) -> str:
+    return _EDGE.sub("", _SPACES.sub(" ", text)).strip()
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip(" ,;:-")
+
+
+def repair_drafts(
+    drafts: Sequence[ThemeDraft], *, title_max: int = TITLE_MAX
+) -> tuple[list[Theme], list[tuple[str, str]]]:
+    """Fix what is fixable in model output, reject the rest: ``(themes, [(title, reason)])``.
+
+    Whitespace and stray quotes are trimmed; a description keeps its first
+    line; concepts are cleaned, deduplicated and empty ones dropped. A theme
+    without a usable title or any concept is rejected.
+    """
+    themes: list[Theme] = []
+    rejected: list[tuple[str, str]] = []
+    for d in drafts:
+        title = _cut(_clean(d.title), title_max)
+        if sum(ch.isalpha() for ch in title) < 3:
+            rejected.append((d.title, "empty_title"))
+            continue
+        lines = [ln for ln in (_clean(x) for x in d.description.splitlines()) if ln]
+        description = _cut(lines[0], DESCRIPTION_MAX) if lines else ""
+        concepts: list[str] = []
+        seen: set[str] = set()
+        for c in d.concepts:
+            clean = _cut(_clean(c), CONCEPT_MAX)
+            key = normalize(clean)
+            if key and any(ch.isalpha() for ch in key) and key not in seen:
+                seen.add(key)
+                concepts.append(clean)
+        if not concepts:
+            rejected.append((title, "no_concepts"))
+            continue
+        themes.append(
+            Theme(title=title, description=description, concepts=concepts[:5], source="llm")
+        )
+    return themes, rejected
+
+
+# -- usage bookkeeping ---------------------------------------------------------------------------
+
+
+def record_usage(result: LLMResult[Any], prompt_tokens_before: int | None) -> None:
+    """Annotate token usage unless the backend already did (avoids double counting)."""
+    rec = current_stage()
+    if rec is None:
+        return
+    if rec.prompt_tokens == prompt_tokens_before:
+        u = result.usage
+        annotate(
+            model_id=u.model_id,
+            prompt_tokens=u.prompt_tokens,
+            completion_tokens=u.completion_tokens,
+            cost=u.cost,
+        )
+
+
+def stage_tokens() -> int | None:
+    rec = current_stage()
+    return rec.prompt_tokens if rec is not None else None
+
+
+# -- the generator -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    buy_again: Theme | None
+    k: int
+    season: str
+    messages: list[ChatMessage]
+    spec: Structured[BaseModel]
+    key: str | None
+
+
+class LLMThemeGenerator(ThemeGenerator):
+    """Personalised themes from ``llm``: schema-constrained, rule-checked, cached.
+
+    ``fingerprint`` decides which users share cached generations (default:
+    :class:`~storefront_sdk.cache.UserFingerprint`). ``baseline`` supplies the
+    pinned "Buy it again" theme (default: :class:`HistoryThemeGenerator`).
+    ``session_keys`` are the ``user.session`` fields shown to the model
+    (the season always is); keep them in the fingerprint's too.
+    """
+
+    source = "llm"
+
+    def __init__(
+        self,
+        llm: LLM,
+        catalog: Catalog,
+        *,
+        cache: GenerationCache | None = None,
+        rules: MerchandisingRules | None = None,
+        prompt_version: str = "themes-v1",
+        max_history_items: int = 40,
+        few_shot: bool = True,
+        fingerprint: Callable[[UserContext, Catalog], str] | UserFingerprint | None = None,
+        baseline: ThemeGenerator | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        session_keys: tuple[str, ...] = ("occasion",),
+        today: Callable[[], date] = date.today,
+    ) -> None:
+        self.llm = llm
+        self.catalog = catalog
+        self.cache = cache
+        self.rules = rules if rules is not None else MerchandisingRules()
+        self.prompt = theme_prompt(prompt_version)
+        self.prompt_version = prompt_version
+        self.max_history_items = max_history_items
+        self.few_shot = few_shot
+        if fingerprint is None:
+            from ..cache import UserFingerprint
+
+            fingerprint = UserFingerprint()
+        self.fingerprint = fingerprint
+        self.baseline = baseline if baseline is not None else HistoryThemeGenerator(catalog)
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.session_keys = session_keys
+        self.today = today
+
+    def warm_up(self) -> None:
+        self.llm.warm_up()
+
+    # -- prompt ------------------------------------------------------------------------------
+    def user_data(self, user: UserContext, season: str) -> str:
+        """The user's context as a fenced data block: names and quoted text, never ids."""
+        weights = {
+            pid: w for pid, w in user_product_weights(user.history).items() if pid in self.catalog
+        }
+        ranked = sorted(weights, key=lambda pid: (-weights[pid], pid))
+        aisles: dict[str, float] = {}
+        for pid in ranked:
+            aisle = self.catalog[pid].aisle
+            if aisle:
+                aisles[aisle] = aisles.get(aisle, 0.0) + weights[pid]
+        lines = [f'season: "{quote_data(season, 40)}"']
+        if ranked:
+            top = "; ".join(
+                f'"{quote_data(a, 40)}"' for a in sorted(aisles, key=lambda a: -aisles[a])[:5]
+            )
+            lines.append(f"favourite aisles: {top}")
+            names = [
+                quote_data(self.catalog[pid].title, 60) for pid in ranked[: self.max_history_items]
+            ]
+            lines.append("often bought: " + "; ".join(f'"{n}"' for n in names))
+        else:
+            lines.append("often bought: nothing yet (a new shopper)")
+        prefs = [quote_data(p, 60) for p in user.preferences[:10]]
+        prefs = [p for p in prefs if p]
+        if prefs:
+            lines.append(
+                "preferences (quoted from the shopper): " + "; ".join(f'"{p}"' for p in prefs)
+            )
+        if user.notes and quote_data(user.notes):
+            lines.append(f'notes (quoted from the shopper): "{quote_data(user.notes, 300)}"')
+        for k in self.session_keys:
+            v = quote_data(user.session.get(k, ""), 60)
+            if v and k != "season":
+                lines.append(f'{quote_data(k, 30)}: "{v}"')
+        return fence("shopper_data", lines)
+
+    def messages(
+        self, user: UserContext, n: int, *, season: str | None = None
+    ) -> list[ChatMessage]:
+        """The chat messages sent to the model for ``n`` themes (inspectable)."""
+        season = season or self.rules.season_for(user, self.today())
+        banned = [quote_data(w, 30) for w in self.rules.banned_words]
+        banned_line = (
+            "- Never use these words: " + ", ".join(f'"{w}"' for w in banned) + ".\n"
+            if banned
+            else ""
+        )
+        return self.prompt.render(
+            few_shot=self.few_shot,
+            system_fields={"n": n, "season": quote_data(season, 40), "banned_line": banned_line},
+            data=self.user_data(user, season),
+            n=n,
+        )
+
+    def cache_key(self, user: UserContext, n: int, *, season: str, spec_key: str) -> str | None:
+        """Everything that determines the model's answer; None without a cache."""
+        if self.cache is None:
+            return None
+        return self.cache.key(
+            "themes",
+            prompt=self.prompt_version,
+            prompt_hash=self.prompt.fingerprint,
+            few_shot=self.few_shot,
+            model=self.llm.fingerprint,
+            schema=spec_key,
+            user=self.fingerprint(user, self.catalog),
+            n=n,
+            catalog=self.catalog.version,
+            rules=self.rules.fingerprint,
+            season=season,
+            max_history_items=self.max_history_items,
+            temperature=self.temperature,
+        )
+
+    # -- generation ----------------------------------------------------------------------------
+    def _plan(self, user: UserContext, n: int) -> _Plan:
+        buy_again = None
+        if self.rules.buy_it_again_first and n > 0:
+            buy_again = next(
+                (t for t in self.baseline.generate(user, 1) if t.kind == "buy_again"), None
+            )
+            if buy_again is not None and buy_again.title != self.rules.buy_it_again_title:
+                buy_again = buy_again.model_copy(update={"title": self.rules.buy_it_again_title})
+        k = n - (1 if buy_again is not None else 0)
+        season = self.rules.season_for(user, self.today())
+        spec: Structured[BaseModel] = Structured(theme_list_model(max(k, 1)))
+        key = self.cache_key(user, k, season=season, spec_key=spec.key) if k > 0 else None
+        return _Plan(buy_again, k, season, self.messages(user, k, season=season), spec, key)
+
+    def _cached(self, plan: _Plan) -> list[ThemeDraft] | None:
+        if self.cache is None or plan.key is None:
+            return None
+        data = self.cache.get(plan.key)
+        if data is None:
+            return None
+        try:
+            value = plan.spec.model.model_validate(data)
+        except ValidationError:
+            self.cache.delete(plan.key)
+            return None
+        annotate(cache_hit=True, model_id=self.llm.model_id)
+        return list(value.themes)  # type: ignore[attr-defined]
+
+    def _store(self, plan: _Plan, result: LLMResult[BaseModel]) -> list[ThemeDraft]:
+        annotate(cache_hit=False)
+        if self.cache is not None and plan.key is not None:
+            self.cache.set(plan.key, result.value)
+        return list(result.value.themes)  # type: ignore[attr-defined]
+
+    def _finish(self, plan: _Plan, user: UserContext, drafts: Sequence[ThemeDraft]) -> list[Theme]:
+        themes, rejected = repair_drafts(drafts, title_max=self.rules.title_max_chars)
+        existing = [plan.buy_again] if plan.buy_again is not None else []
+        outcome = self.rules.apply(themes, user, season=plan.season, existing=existing)
+        rejected += outcome.rejected
+        annotate(
+            prompt_version=self.prompt_version,
+            season=plan.season,
+            themes_generated=len(drafts),
+            themes_rejected=[f"{title[:60]}: {why}" for title, why in rejected],
+        )
+        if not outcome.kept:
+            reasons = ", ".join(sorted({why.split(":")[0] for _, why in rejected})) or "no output"
+            raise OutputValidationError(
+                f"all {len(drafts)} generated themes were rejected ({reasons})"
+            )
+        return [*existing, *outcome.kept][: plan.k + len(existing)]
+
+    def generate(self, user: UserContext, n: int) -> list[Theme]:
+        plan = self._plan(user, n)
+        if plan.k <= 0:
+            return [plan.buy_again] if plan.buy_again is not None else []
+        drafts = self._cached(plan)
+        if drafts is None:
+            before = stage_tokens()
+            result = self.llm.generate(
+                plan.messages,
+                plan.spec,
+                max_tokens=self._max_tokens(plan.k),
+                temperature=self.temperature,
+            )
+            record_usage(result, before)
+            drafts = self._store(plan, result)
+        return self._finish(plan, user, drafts)
+
+    async def agenerate(self, user: UserContext, n: int) -> list[Theme]:
+        if not self.llm.concurrent:
+            return await asyncio.to_thread(self.generate, user, n)
+        plan = self._plan(user, n)
+        if plan.k <= 0:
+            return [plan.buy_again] if plan.buy_again is not None else []
+        drafts = self._cached(plan)
+        if drafts is None:
+            before = stage_tokens()
+            result = await self.llm.agenerate(
+                plan.messages,
+                plan.spec,
+                max_tokens=self._max_tokens(plan.k),
+                temperature=self.temperature,
+            )
+            record_usage(result, before)
+            drafts = self._store(plan, result)
+        return self._finish(plan, user, drafts)
+
+    def _max_tokens(self, k: int) -> int:
+        # Room for k schema-maximal themes; the schema bounds the output anyway.
+        return self.max_tokens or 80 + k * 120

@@ -1,0 +1,204 @@
+"""Merchandising rules applied to generated themes: business policy, not model taste.
+
+The rules say what a page must and must not contain regardless of what the
+model wrote: "Buy it again" first for returning users, at most one seasonal
+placement (the season comes from ``user.session["season"]`` or the date),
+no banned words, no age-restricted themes for users who are not age-verified,
+no near-duplicate titles. They are applied after every generation, including
+cached ones, so changing a rule never needs a cache flush.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date
+
+from ..text import tokenize
+from ..types import Theme, UserContext
+
+__all__ = ["DEFAULT_AGE_RESTRICTED", "SEASONAL_WORDS", "MerchandisingRules", "RulesOutcome"]
+
+#: Terms that mark a theme as age-restricted (shown only to age-verified users).
+DEFAULT_AGE_RESTRICTED: tuple[str, ...] = (
+    "alcohol",
+    "beer",
+    "wine",
+    "spirits",
+    "liquor",
+    "vodka",
+    "whiskey",
+    "whisky",
+    "tequila",
+    "rum",
+    "gin",
+    "champagne",
+    "cocktail",
+    "hard seltzer",
+    "tobacco",
+    "cigarette",
+    "cigar",
+)
+
+#: Words that make a theme seasonal even when the model did not flag it.
+SEASONAL_WORDS: tuple[str, ...] = (
+    "spring",
+    "summer",
+    "autumn",
+    "fall",
+    "winter",
+    "holiday",
+    "holidays",
+    "christmas",
+    "thanksgiving",
+    "halloween",
+    "easter",
+    "valentine",
+    "new year",
+    "hanukkah",
+    "diwali",
+    "ramadan",
+    "back to school",
+    "seasonal",
+)
+
+_NORTH = {
+    12: "winter",
+    1: "winter",
+    2: "winter",
+    3: "spring",
+    4: "spring",
+    5: "spring",
+    6: "summer",
+    7: "summer",
+    8: "summer",
+    9: "autumn",
+    10: "autumn",
+    11: "autumn",
+}
+_FLIP = {"winter": "summer", "summer": "winter", "spring": "autumn", "autumn": "spring"}
+
+
+@dataclass(frozen=True)
+class RulesOutcome:
+    """Themes that passed, in order, and ``(title, reason)`` for each one dropped."""
+
+    kept: list[Theme]
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _phrases(words: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+    return tuple(t for t in (tuple(tokenize(w)) for w in words) if t)
+
+
+def _contains(tokens: Sequence[str], phrase: tuple[str, ...]) -> bool:
+    n = len(phrase)
+    return any(tuple(tokens[i : i + n]) == phrase for i in range(len(tokens) - n + 1))
+
+
+@dataclass(frozen=True)
+class MerchandisingRules:
+    """Business rules every generated page obeys. Cheap, deterministic, configurable.
+
+    ``season`` (if set) overrides the session and the date for every user;
+    ``hemisphere`` decides which months are which season.
+    """
+
+    buy_it_again_first: bool = True
+    buy_it_again_title: str = "Buy it again"
+    max_seasonal: int = 1
+    season: str | None = None
+    hemisphere: str = "north"
+    banned_words: tuple[str, ...] = ()
+    age_restricted_terms: tuple[str, ...] = DEFAULT_AGE_RESTRICTED
+    seasonal_words: tuple[str, ...] = SEASONAL_WORDS
+    dedupe_threshold: float = 0.75
+    title_max_chars: int = 60
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the rules (rules shape the prompt, so they are part of cache keys)."""
+        blob = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    # -- season -------------------------------------------------------------------------
+    def season_for(self, user: UserContext, today: date | None = None) -> str:
+        """``rules.season``, else ``user.session["season"]``, else the season of ``today``."""
+        if self.season:
+            return self.season
+        explicit = user.session.get("season", "").strip()
+        if explicit:
+            return explicit.lower()
+        name = _NORTH[(today or date.today()).month]
+        return _FLIP[name] if self.hemisphere == "south" else name
+
+    def is_seasonal(self, theme: Theme, season: str | None = None) -> bool:
+        """Flagged seasonal by kind, or mentions a seasonal word (or the current season)."""
+        if theme.kind == "seasonal":
+            return True
+        words = list(self.seasonal_words)
+        if season:
+            words.append(season)
+        toks = tokenize(" ".join([theme.title, theme.description]))
+        return any(_contains(toks, p) for p in _phrases(words))
+
+    # -- checks ---------------------------------------------------------------------------
+    def violation(self, theme: Theme, user: UserContext) -> str | None:
+        """Why ``theme`` may not be shown to ``user`` at all, or None."""
+        toks = tokenize(theme.text)
+        for word in self.banned_words:
+            phrase = tuple(tokenize(word))
+            if phrase and _contains(toks, phrase):
+                return f"banned_word:{word}"
+        if not user.age_verified:
+            for phrase in _phrases(self.age_restricted_terms):
+                if _contains(toks, phrase):
+                    return f"age_restricted:{' '.join(phrase)}"
+        return None
+
+    def similar(self, a: str, b: str) -> bool:
+        """Near-identical titles: same words, or word-set Jaccard >= ``dedupe_threshold``."""
+        ta, tb = set(tokenize(a)), set(tokenize(b))
+        if not ta or not tb:
+            return a.strip().lower() == b.strip().lower()
+        return ta == tb or len(ta & tb) / len(ta | tb) >= self.dedupe_threshold
+
+    def apply(
+        self,
+        themes: Sequence[Theme],
+        user: UserContext,
+        *,
+        season: str | None = None,
+        existing: Sequence[Theme] = (),
+    ) -> RulesOutcome:
+        """Filter generated ``themes`` (in order) against the rules.
+
+        ``existing`` are themes already on the page (e.g. "Buy it again"): a
+        generated theme too similar to one of them is dropped, and seasonal
+        ones among them count towards ``max_seasonal``. The first allowed
+        seasonal theme gets ``kind="seasonal"``.
+        """
+        kept: list[Theme] = []
+        rejected: list[tuple[str, str]] = []
+        seasonal = sum(1 for t in existing if self.is_seasonal(t, season))
+        for theme in themes:
+            reason = self.violation(theme, user)
+            if reason is None and self.similar(theme.title, self.buy_it_again_title):
+                reason = "reserved_title"
+            if reason is None and any(
+                self.similar(theme.title, t.title) for t in [*existing, *kept]
+            ):
+                reason = "duplicate_title"
+            if reason is None and self.is_seasonal(theme, season):
+                if seasonal >= self.max_seasonal:
+                    reason = "extra_seasonal"
+                else:
+                    seasonal += 1
+                    theme = theme.model_copy(update={"kind": "seasonal"})
+            if reason is None:
+                kept.append(theme)
+            else:
+                rejected.append((theme.title, reason))
+        return RulesOutcome(kept=kept, rejected=rejected)
