@@ -189,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=40, help="Instacart users 1..N (max 40)")
     parser.add_argument("--queries", type=int, default=300, help="BM25 queries")
     parser.add_argument("--passes", type=int, default=5, help="timed passes per measurement")
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile one pass of baseline builds"
+    )
     args = parser.parse_args(argv)
 
     if not (args.instacart_dir / "products.csv").exists():
@@ -243,7 +246,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             staged += ms
             print(f"    {stage_name:<14} {ms:6.2f}")
         print(f"    {'(outside stages)':<14} {r['mean'] - staged:6.2f}")
+    if args.profile:
+        profile_builds(variants["baseline storefront"], users)
     return 0
+
+
+def profile_builds(storefront: Storefront, users: Sequence[UserContext], top: int = 25) -> None:
+    """The SDK functions with the most cumulative time over one pass of builds."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for u in users:
+        storefront.build(u)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = max(stats.total_tt, 1e-9)  # type: ignore[attr-defined]
+    rows = []
+    for (path, line, func), (_, calls, own, cum, _) in stats.stats.items():  # type: ignore[attr-defined]
+        if "storefront_sdk" in path and func not in ("build", "_drive_sync", "<listcomp>"):
+            where = path.split("storefront_sdk", 1)[1].lstrip("/")
+            rows.append((cum, own, calls, f"{where}:{line} {func}"))
+    rows.sort(reverse=True)
+    print(f"\n  profile of {len(users)} baseline builds (% of build time; cumulative, own):")
+    for cum, own, calls, name in rows[:top]:
+        print(f"    {100 * cum / total:5.1f}%  {100 * own / total:5.1f}%  {calls:>7} calls  {name}")
 
 
 if __name__ == "__main__":
