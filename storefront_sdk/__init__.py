@@ -3,7 +3,9 @@
 Public API, re-exported here; modules inside the package never import from here.
 """
 
+from .cache import GenerationCache
 from .catalog import Catalog
+from .demo import demo_user, demo_users
 from .exceptions import (
     BackendError,
     BackendTimeoutError,
@@ -21,7 +23,9 @@ from .generation.history import HistoryThemeGenerator
 from .generation.static import StaticThemeGenerator
 from .generation.taxonomy_keywords import TaxonomyKeywordGenerator
 from .interfaces import Judge, KeywordGenerator, Ranker, RelevanceFilter, Retriever, ThemeGenerator
+from .llm import LLM, LocalLLM, OpenAICompatibleLLM
 from .ranking import FusionRanker, PopularityRanker
+from .render import render_page_html, render_report_html
 from .retrieval.bm25 import BM25Retriever
 from .storefront import Storefront, StorefrontConfig
 from .taxonomy import KeywordTaxonomy
@@ -45,6 +49,7 @@ from .types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "LLM",
     "BM25Retriever",
     "BackendError",
     "BackendTimeoutError",
@@ -56,6 +61,7 @@ __all__ = [
     "FatalBackendError",
     "FusionRanker",
     "Gate",
+    "GenerationCache",
     "HistoryThemeGenerator",
     "Interaction",
     "Judge",
@@ -63,6 +69,8 @@ __all__ = [
     "KeywordGenerator",
     "KeywordTaxonomy",
     "LexicalRelevanceFilter",
+    "LocalLLM",
+    "OpenAICompatibleLLM",
     "OutputValidationError",
     "Page",
     "Placement",
@@ -87,4 +95,8 @@ __all__ = [
     "UserContext",
     "Verdict",
     "__version__",
+    "demo_user",
+    "demo_users",
+    "render_page_html",
+    "render_report_html",
 ]
