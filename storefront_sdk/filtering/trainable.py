@@ -225,9 +225,12 @@ class TrainableRelevanceFilter(RelevanceFilter):
         scale[scale == 0] = 1.0
         Z = (X - mean) / scale
 
+        # newton-cholesky is fast with few features and many rows; lbfgs is steadier on tiny sets.
+        solver = "newton-cholesky" if len(y) >= 200 else "lbfgs"
+
         def model() -> Any:
             return LogisticRegression(
-                C=self.C, class_weight=self.class_weight, solver="newton-cholesky", max_iter=200
+                C=self.C, class_weight=self.class_weight, solver=solver, max_iter=1000
             )
 
         calib = self.calibration
