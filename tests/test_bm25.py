@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 import random
 import subprocess
 import sys
@@ -229,6 +230,17 @@ def test_lazy_index_is_built_once_under_concurrency(grocery: Catalog) -> None:
     assert retriever.is_warm
     fresh = BM25Retriever(grocery)
     assert results == [fresh.retrieve(q) for q in queries]
+
+
+def test_pickles_with_its_index(grocery: Catalog) -> None:
+    # Batch precomputation ships the storefront to Ray / Dask / process workers.
+    retriever = BM25Retriever(grocery)
+    query = RetrievalQuery(keywords=["organic", "milk"], k=5)
+    expected = retriever.retrieve(query)
+    copy = pickle.loads(pickle.dumps(retriever))
+    assert copy.is_warm
+    assert copy.retrieve(query) == expected
+    assert copy.retrieve(query) == expected  # again, now from its own keyword cache
 
 
 def test_aretrieve_matches_retrieve(grocery: Catalog) -> None:

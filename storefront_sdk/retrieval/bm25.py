@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -117,6 +117,18 @@ class BM25Retriever(Retriever):
             f"BM25Retriever(catalog={self.catalog!r}, k1={self.k1}, b={self.b}, "
             f"epsilon={self.epsilon}, fields={list(self.fields)!r}, cache_size={self.cache_size})"
         )
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles with its index (for Ray, Dask or process workers), without lock or cache."""
+        state = self.__dict__.copy()
+        del state["_lock"]
+        state["_cache"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._cache = _LRU(self.cache_size) if self.cache_size else None
 
     # -- index ------------------------------------------------------------------
     def warm_up(self) -> None:
