@@ -75,9 +75,10 @@ class BM25Retriever(Retriever):
     ``k1``, ``b`` and ``epsilon`` mean what they mean in ``rank_bm25.BM25Okapi``.
     ``fields`` names what is indexed: ``"text"`` (title, aisle, department,
     brand), another product field, an ``attributes`` key, or several of these.
-    The index is built on first use or in :meth:`warm_up`. The best
-    products of the last ``cache_size`` distinct keywords are kept (keywords
-    come from a closed taxonomy, so they repeat across users); 0 disables it.
+    The index is built on first use or in :meth:`warm_up`. The best products
+    of the last ``cache_size`` distinct (keyword, departments) pairs are kept:
+    keywords come from a closed taxonomy, so they repeat across users. 0
+    disables the cache; it never changes a result.
     """
 
     def __init__(
@@ -100,12 +101,12 @@ class BM25Retriever(Retriever):
                 "BM25Retriever: fields must be a field name or a non-empty list of them, "
                 f"got {fields!r}"
             )
+        if cache_size < 0:
+            raise ConfigurationError(f"BM25Retriever: cache_size must be >= 0, got {cache_size}")
         self.catalog = catalog
         self.k1 = k1
         self.b = b
         self.epsilon = epsilon
-        if cache_size < 0:
-            raise ConfigurationError(f"BM25Retriever: cache_size must be >= 0, got {cache_size}")
         self.fields: tuple[str, ...] = names
         self.cache_size = cache_size
         self._cache = _LRU(cache_size) if cache_size else None
