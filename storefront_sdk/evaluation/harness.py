@@ -190,7 +190,8 @@ class _Progress:
             )
             if finished:
                 self.stream.write("\n")
-        elif finished:  # logs and pipes: one line per configuration, no carriage returns
+        elif finished or self.done * 10 // self.total > (self.done - n) * 10 // self.total:
+            # Logs and pipes: a line per tenth of the way, no carriage returns.
             self.stream.write(f"{self.label:<12} {self.done}/{self.total} pages  {elapsed:6.1f}s\n")
         self.stream.flush()
 
