@@ -354,7 +354,9 @@ def test_real_local_model_with_poisoned_inputs(demo_catalog: Catalog) -> None:
     catalog = _poisoned_catalog(demo_catalog)
     user = _poisoned_user(catalog)
     llm = LocalLLM.default()
-    sf = Storefront(catalog, llm=llm, cache=None, num_placements=4)
+    sf = Storefront(
+        catalog, llm=llm, cache=None, num_placements=3, spare_themes=1, keywords_per_placement=3
+    )
     page = sf.build(user)
     assert page.placements
     assert all(kw in sf.taxonomy for pl in page.placements for kw in pl.keywords)
