@@ -41,6 +41,7 @@ from .types import (
     Page,
     Placement,
     PlacementSource,
+    Product,
     RetrievalQuery,
     ScoredProduct,
     StageRecord,
@@ -376,8 +377,6 @@ class Storefront:
             except Exception as exc:
                 trace.add_event("stage_failed", f"retrieval failed: {_reason(exc)}", placement=slot)
         pinned = [ScoredProduct.of(self.catalog[pid], pinned=True) for pid in pinned_ids]
-        pinned = self._product_gates(pinned, theme, user, trace, slot)
-        candidates = self._product_gates(candidates, theme, user, trace, slot)
         if candidates:
             candidates = yield from self._filter(slot, theme, candidates, trace)
         if candidates:
@@ -392,11 +391,12 @@ class Storefront:
         reason: str | None = None
         try:
             raw, rec = yield _Call("keywords", self.keyword_generator, "generate", args, slot)
-            keywords = _validated(rec, self._in_taxonomy, raw, trace, slot)[:n]
+            keywords = _validated(rec, self._in_taxonomy, raw, trace, slot)
+            keywords = self._keyword_gates(keywords, theme, user, trace, slot)[:n]
             rec.details["keywords"] = keywords
             if keywords or self.keyword_generator is self.fallback_keyword_generator:
                 return keywords
-            reason = "no keyword of the taxonomy was generated"
+            reason = "no keyword of the taxonomy passed the checks"
         except Exception as exc:
             reason = f"keyword generation failed: {_reason(exc)}"
         if self.keyword_generator is self.fallback_keyword_generator:
@@ -411,7 +411,8 @@ class Storefront:
                 slot,
                 fallback_reason=reason,
             )
-            keywords = self._in_taxonomy(raw, trace, slot)[:n]
+            keywords = self._in_taxonomy(raw, trace, slot)
+            keywords = self._keyword_gates(keywords, theme, user, trace, slot)[:n]
             rec.details["keywords"] = keywords
             return keywords
         except Exception as exc:  # the baseline itself failed: no retrieval for this theme
@@ -470,28 +471,44 @@ class Storefront:
             )
         return out
 
-    def _product_gates(
-        self, items: list[ScoredProduct], theme: Theme, user: UserContext, trace: Trace, slot: int
-    ) -> list[ScoredProduct]:
-        if not self.gates or not items:
-            return items
-        kept: list[ScoredProduct] = []
-        for sp in items:
+    def _product_rejected(
+        self, product: Product, theme: Theme, user: UserContext, trace: Trace, slot: int
+    ) -> bool:
+        for gate in self.gates:
+            why = gate.check_product(product, theme, user)
+            if why:
+                trace.add_event(
+                    "gate",
+                    f"product {product.id} rejected: {why}",
+                    placement=slot,
+                    gate=gate.name,
+                    reason=why,
+                    level="product",
+                    product_id=product.id,
+                )
+                return True
+        return False
+
+    def _keyword_gates(
+        self, keywords: list[str], theme: Theme, user: UserContext, trace: Trace, slot: int
+    ) -> list[str]:
+        kept: list[str] = []
+        for kw in keywords:
             for gate in self.gates:
-                why = gate.check_product(sp.product, theme, user)
+                why = gate.check_keyword(kw, theme, user)
                 if why:
                     trace.add_event(
                         "gate",
-                        f"product {sp.product.id} rejected: {why}",
+                        f"keyword {kw!r} rejected: {why}",
                         placement=slot,
                         gate=gate.name,
                         reason=why,
-                        level="product",
-                        product_id=sp.product.id,
+                        level="keyword",
+                        keyword=kw,
                     )
                     break
             else:
-                kept.append(sp)
+                kept.append(kw)
         return kept
 
     def _filter(
@@ -545,8 +562,18 @@ class Storefront:
         trace: Trace,
     ) -> Placement | None:
         cfg = self.config
-        items = [sp for sp in draft.products if sp.product.id not in used]
-        items = _final_scores(items[: cfg.products_per_placement])
+        # Product gates run here, lazily, on the products that would be shown: a rejected
+        # product is replaced by the next candidate.
+        items: list[ScoredProduct] = []
+        for sp in draft.products:
+            if sp.product.id in used or self._product_rejected(
+                sp.product, draft.theme, user, trace, draft.slot
+            ):
+                continue
+            items.append(sp)
+            if len(items) >= cfg.products_per_placement:
+                break
+        items = _final_scores(items)
         if len(items) < cfg.min_products:
             trace.add_event(
                 "gate",

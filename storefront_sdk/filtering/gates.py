@@ -26,6 +26,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from itertools import pairwise
 
 from ..text import STOP_WORDS, normalize, tokenize
@@ -55,10 +56,10 @@ REASON_CODES: dict[str, str] = {
     "title_too_long": "the title is longer than max_len characters",
     "repeated_words": "a word is repeated back to back, or three times or more",
     "all_caps": "the title is shouting (mostly upper case)",
-    "odd_casing": "a word alternates case (\"sNaCkS\")",
+    "odd_casing": 'a word alternates case ("sNaCkS")',
     "not_letters": "the title is mostly digits, symbols or emoji",
     "markup": "the title holds markup, code, a URL or control characters",
-    "placeholder": "the title is placeholder text (\"Theme 1\", \"Untitled\", \"lorem\")",
+    "placeholder": 'the title is placeholder text ("Theme 1", "Untitled", "lorem")',
     "off_topic": "no word of the title appears in the placement's products or keywords",
     # NearDuplicateGate
     "duplicate_title": "the title is nearly the same as an accepted placement's",
@@ -82,6 +83,10 @@ class Gate:
 
     def check_theme(self, theme: Theme, user: UserContext) -> str | None:
         """Reject a theme before any retrieval is spent on it."""
+        return None
+
+    def check_keyword(self, keyword: str, theme: Theme, user: UserContext) -> str | None:
+        """Reject one retrieval keyword before it is used (the placement keeps the others)."""
         return None
 
     def check_product(self, product: Product, theme: Theme, user: UserContext) -> str | None:
@@ -112,6 +117,43 @@ class SafetyGate(Gate):
 
     def __init__(self, policy: SafetyPolicy | None = None) -> None:
         self.policy = policy if policy is not None else SafetyPolicy()
+        # Product verdicts depend only on the product and the (frozen) policy: memoised,
+        # because every candidate of every placement is checked on every build.
+        self._product_memo: dict[tuple[object, ...], tuple[str | None, str | None]] = {}
+
+    def check_keyword(self, keyword: str, theme: Theme, user: UserContext) -> str | None:
+        term = self.policy.blocked_term(keyword)
+        if term:
+            return f"blocked_term:{term}"
+        if not user.age_verified:
+            what = self.policy.restricted_term(keyword)
+            if what or self.policy.is_restricted_category(keyword):
+                return f"restricted_theme:{what or keyword}"
+        return None
+
+    def _product_verdicts(self, product: Product) -> tuple[str | None, str | None]:
+        key = (
+            product.id,
+            product.title,
+            product.brand,
+            product.department,
+            product.aisle,
+            tuple(sorted(product.attributes.items())),
+        )
+        hit = self._product_memo.get(key)
+        if hit is None:
+            blocked = None
+            for text in (product.title, product.brand or ""):
+                term = self.policy.blocked_term(text) if text else None
+                if term:
+                    blocked = f"blocked_term:{term}"
+                    break
+            what = self.policy.restricted_product(product)
+            hit = (blocked, f"restricted_product:{what}" if what else None)
+            if len(self._product_memo) > 500_000:
+                self._product_memo.clear()
+            self._product_memo[key] = hit
+        return hit
 
     def check_theme(self, theme: Theme, user: UserContext) -> str | None:
         texts = self.policy.theme_texts(theme)
@@ -133,15 +175,10 @@ class SafetyGate(Gate):
         return None
 
     def check_product(self, product: Product, theme: Theme, user: UserContext) -> str | None:
-        for text in (product.title, product.brand or ""):
-            term = self.policy.blocked_term(text) if text else None
-            if term:
-                return f"blocked_term:{term}"
-        if not user.age_verified:
-            what = self.policy.restricted_product(product)
-            if what:
-                return f"restricted_product:{what}"
-        return None
+        blocked, restricted = self._product_verdicts(product)
+        if blocked:
+            return blocked
+        return None if user.age_verified else restricted
 
     def check_placement(
         self, placement: Placement, accepted: Sequence[Placement], user: UserContext
@@ -150,13 +187,9 @@ class SafetyGate(Gate):
         if why:
             return why
         for kw in placement.keywords:
-            term = self.policy.blocked_term(kw)
-            if term:
-                return f"blocked_term:{term}"
-            if not user.age_verified:
-                what = self.policy.restricted_term(kw)
-                if what or self.policy.is_restricted_category(kw):
-                    return f"restricted_theme:{what or kw}"
+            why = self.check_keyword(kw, placement.theme, user)
+            if why:
+                return why
         for sp in placement.products:
             why = self.check_product(sp.product, placement.theme, user)
             if why:
@@ -259,8 +292,10 @@ class TitleQualityGate(Gate):
         flat = normalize(text)
         if _PLACEHOLDER_FULL.match(flat) or _PLACEHOLDER_ANY.search(flat):
             return "placeholder"
-        if any(p == flat or re.search(rf"(?<![a-z0-9]){re.escape(p)}(?![a-z0-9])", flat)
-               for p in self.placeholders):
+        if any(
+            p == flat or re.search(rf"(?<![a-z0-9]){re.escape(p)}(?![a-z0-9])", flat)
+            for p in self.placeholders
+        ):
             return "placeholder"
         words = flat.split()
         if any(a == b for a, b in pairwise(words)):
@@ -299,6 +334,7 @@ class TitleQualityGate(Gate):
 # -- near duplicates -----------------------------------------------------------------------
 
 
+@lru_cache(maxsize=8192)
 def _trigrams(text: str) -> Counter[str]:
     grams: Counter[str] = Counter()
     for tok in tokenize(text):
