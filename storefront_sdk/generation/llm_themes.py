@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["LLMThemeGenerator", "ThemeDraft", "repair_drafts", "theme_list_model"]
 
 TITLE_MAX = 60
-DESCRIPTION_MAX = 160
+DESCRIPTION_MAX = 120
 CONCEPT_MAX = 40
 
 
@@ -87,14 +87,24 @@ def _cut(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:-")
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+
+
+def _repetitive(text: str) -> bool:
+    """Degenerate small-model output: "Baked Baked Baked ..." (few distinct words)."""
+    words = normalize(text).split()
+    return len(words) >= 4 and len(set(words)) / len(words) < 0.5
+
+
 def repair_drafts(
     drafts: Sequence[ThemeDraft], *, title_max: int = TITLE_MAX
 ) -> tuple[list[Theme], list[tuple[str, str]]]:
     """Fix what is fixable in model output, reject the rest: ``(themes, [(title, reason)])``.
 
     Whitespace and stray quotes are trimmed; a description keeps its first
-    line; concepts are cleaned, deduplicated and empty ones dropped. A theme
-    without a usable title or any concept is rejected.
+    sentence (dropped if degenerate); concepts are cleaned, deduplicated and
+    empty ones dropped. A theme without a usable title, with a repetitive
+    title, or without any concept is rejected.
     """
     themes: list[Theme] = []
     rejected: list[tuple[str, str]] = []
@@ -103,8 +113,12 @@ def repair_drafts(
         if sum(ch.isalpha() for ch in title) < 3:
             rejected.append((d.title, "empty_title"))
             continue
+        if _repetitive(title):
+            rejected.append((title, "repetitive_title"))
+            continue
         lines = [ln for ln in (_clean(x) for x in d.description.splitlines()) if ln]
-        description = _cut(lines[0], DESCRIPTION_MAX) if lines else ""
+        first = _SENTENCE_END.split(lines[0], maxsplit=1)[0] if lines else ""
+        description = "" if _repetitive(first) else _cut(first, DESCRIPTION_MAX)
         concepts: list[str] = []
         seen: set[str] = set()
         for c in d.concepts:
@@ -164,8 +178,12 @@ class LLMThemeGenerator(ThemeGenerator):
     ``fingerprint`` decides which users share cached generations (default:
     :class:`~storefront_sdk.cache.UserFingerprint`). ``baseline`` supplies the
     pinned "Buy it again" theme (default: :class:`HistoryThemeGenerator`).
-    ``session_keys`` are the ``user.session`` fields shown to the model
-    (the season always is); keep them in the fingerprint's too.
+    At most ``max_themes`` are asked of the model per call (small local
+    models have a small context); the storefront fills the rest of the page
+    from its baseline. ``session_keys`` are the ``user.session`` fields shown to the model
+    (the season always is); keep them in the fingerprint's too. The default
+    ``temperature`` of 0.7 avoids the loops greedy decoding falls into with
+    small models ("Baked Baked Baked ..."); backends seed their sampling.
     """
 
     source = "llm"
@@ -179,10 +197,11 @@ class LLMThemeGenerator(ThemeGenerator):
         rules: MerchandisingRules | None = None,
         prompt_version: str = "themes-v1",
         max_history_items: int = 40,
+        max_themes: int | None = 8,
         few_shot: bool = True,
         fingerprint: Callable[[UserContext, Catalog], str] | UserFingerprint | None = None,
         baseline: ThemeGenerator | None = None,
-        temperature: float | None = None,
+        temperature: float | None = 0.7,
         max_tokens: int | None = None,
         session_keys: tuple[str, ...] = ("occasion",),
         today: Callable[[], date] = date.today,
@@ -194,6 +213,7 @@ class LLMThemeGenerator(ThemeGenerator):
         self.prompt = theme_prompt(prompt_version)
         self.prompt_version = prompt_version
         self.max_history_items = max_history_items
+        self.max_themes = max_themes
         self.few_shot = few_shot
         if fingerprint is None:
             from ..cache import UserFingerprint
@@ -295,6 +315,8 @@ class LLMThemeGenerator(ThemeGenerator):
             if buy_again is not None and buy_again.title != self.rules.buy_it_again_title:
                 buy_again = buy_again.model_copy(update={"title": self.rules.buy_it_again_title})
         k = n - (1 if buy_again is not None else 0)
+        if self.max_themes is not None:
+            k = min(k, self.max_themes)
         season = self.rules.season_for(user, self.today())
         spec: Structured[BaseModel] = Structured(theme_list_model(max(k, 1)))
         key = self.cache_key(user, k, season=season, spec_key=spec.key) if k > 0 else None
@@ -336,7 +358,7 @@ class LLMThemeGenerator(ThemeGenerator):
             raise OutputValidationError(
                 f"all {len(drafts)} generated themes were rejected ({reasons})"
             )
-        return [*existing, *outcome.kept][: plan.k + len(existing)]
+        return [*existing, *outcome.kept]
 
     def generate(self, user: UserContext, n: int) -> list[Theme]:
         plan = self._plan(user, n)

@@ -135,13 +135,17 @@ class MerchandisingRules:
         return _FLIP[name] if self.hemisphere == "south" else name
 
     def is_seasonal(self, theme: Theme, season: str | None = None) -> bool:
-        """Flagged seasonal by kind, or mentions a seasonal word (or the current season)."""
+        """Flagged seasonal by kind, or its title names the season or a seasonal word.
+
+        Only the title counts: small models sprinkle "holiday season" into
+        descriptions of themes that are not seasonal at all.
+        """
         if theme.kind == "seasonal":
             return True
         words = list(self.seasonal_words)
         if season:
             words.append(season)
-        toks = tokenize(" ".join([theme.title, theme.description]))
+        toks = tokenize(theme.title)
         return any(_contains(toks, p) for p in _phrases(words))
 
     # -- checks ---------------------------------------------------------------------------
