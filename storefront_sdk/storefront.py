@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -94,6 +94,14 @@ class _Call:
 @dataclass
 class _Parallel:
     steps: list[Generator[Any, Any, Any]]
+
+
+class _Hit(NamedTuple):
+    """A retrieved, known product before it is scored by the filter."""
+
+    product: Product
+    keyword: str | None
+    score: float
 
 
 @dataclass
@@ -361,6 +369,7 @@ class Storefront:
         cfg = self.config
         keywords = yield from self._keywords(slot, theme, user, trace)
         pinned_ids = [pid for pid in dict.fromkeys(theme.pinned_product_ids) if pid in self.catalog]
+        hits: list[_Hit] = []
         candidates: list[ScoredProduct] = []
         if keywords:
             query = RetrievalQuery(
@@ -371,14 +380,12 @@ class Storefront:
             )
             try:
                 found, rec = yield _Call("retrieve", self.retriever, "retrieve", (query,), slot)
-                candidates = _validated(
-                    rec, self._hydrate, found, set(pinned_ids), rec, trace, slot
-                )
+                hits = _validated(rec, self._hydrate, found, set(pinned_ids), rec, trace, slot)
             except Exception as exc:
                 trace.add_event("stage_failed", f"retrieval failed: {_reason(exc)}", placement=slot)
         pinned = [ScoredProduct.of(self.catalog[pid], pinned=True) for pid in pinned_ids]
-        if candidates:
-            candidates = yield from self._filter(slot, theme, candidates, trace)
+        if hits:
+            candidates = yield from self._filter(slot, theme, hits, trace)
         if candidates:
             candidates = yield from self._rank(slot, theme, user, candidates)
         return _Draft(
@@ -443,10 +450,10 @@ class Storefront:
 
     def _hydrate(
         self, found: Any, pinned: set[str], rec: StageRecord, trace: Trace, slot: int
-    ) -> list[ScoredProduct]:
+    ) -> list[_Hit]:
         if not isinstance(found, list):
             raise ComponentError("Retriever.retrieve must return list[Candidate]")
-        out: list[ScoredProduct] = []
+        out: list[_Hit] = []
         seen: set[str] = set(pinned)
         unknown: list[str] = []
         for c in found:
@@ -457,10 +464,7 @@ class Storefront:
             if product.id in seen:
                 continue
             seen.add(product.id)
-            score = float(c.score)
-            out.append(
-                ScoredProduct.of(product, keyword=c.keyword, retrieval_score=score, score=score)
-            )
+            out.append(_Hit(product, c.keyword, float(c.score)))
         rec.details["candidates"] = len(out)
         if unknown:
             trace.add_event(
@@ -511,10 +515,8 @@ class Storefront:
                 kept.append(kw)
         return kept
 
-    def _filter(
-        self, slot: int, theme: Theme, candidates: list[ScoredProduct], trace: Trace
-    ) -> _Steps:
-        products = [sp.product for sp in candidates]
+    def _filter(self, slot: int, theme: Theme, hits: list[_Hit], trace: Trace) -> _Steps:
+        products = [h.product for h in hits]
         flt: RelevanceFilter = self.relevance_filter
         reason: str | None = None
         for attempt in range(2):
@@ -524,12 +526,18 @@ class Storefront:
                 )
                 scores = _validated(rec, _check_scores, scores, len(products), flt.name)
                 kept = [
-                    sp.with_scores(filter_score=s)
-                    for sp, s in zip(candidates, scores, strict=False)
+                    ScoredProduct.of(
+                        h.product,
+                        keyword=h.keyword,
+                        retrieval_score=h.score,
+                        filter_score=s,
+                        score=h.score,
+                    )
+                    for h, s in zip(hits, scores, strict=True)
                     if s >= flt.threshold
                 ]
                 rec.details.update(
-                    threshold=flt.threshold, kept=len(kept), dropped=len(candidates) - len(kept)
+                    threshold=flt.threshold, kept=len(kept), dropped=len(hits) - len(kept)
                 )
                 return kept
             except Exception as exc:
@@ -726,8 +734,10 @@ def _check_themes(themes: Any, name: str) -> list[Theme]:
 
 
 def _check_ranked(ranked: Any, candidates: list[ScoredProduct], name: str) -> list[ScoredProduct]:
-    if not isinstance(ranked, list) or sorted(sp.product.id for sp in ranked) != sorted(
-        sp.product.id for sp in candidates
+    if (
+        not isinstance(ranked, list)
+        or len(ranked) != len(candidates)
+        or {sp.product.id for sp in ranked} != {sp.product.id for sp in candidates}
     ):
         raise ComponentError(f"{name}.rank must return the same products it was given")
     return ranked

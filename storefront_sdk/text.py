@@ -70,6 +70,7 @@ def stem(token: str) -> str:
     return token
 
 
+@lru_cache(maxsize=65_536)
 def normalize(text: str) -> str:
     """Lower-case and collapse everything but letters and digits to single spaces."""
     return " ".join(_TOKEN.findall(text.lower()))

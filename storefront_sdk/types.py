@@ -202,12 +202,17 @@ _SCORE_FIELDS = frozenset(
 )
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
 def _fast_new(cls: type[ScoredProduct], data: dict[str, Any]) -> ScoredProduct:
-    obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", data)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(data))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    """What ``model_construct`` does for trusted, complete data, at a fraction of its cost."""
+    obj = _new(cls)
+    _set(obj, "__dict__", data)
+    _set(obj, "__pydantic_fields_set__", set(data))
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
     return obj
 
 

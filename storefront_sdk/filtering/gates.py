@@ -120,8 +120,18 @@ class SafetyGate(Gate):
         # Product verdicts depend only on the product and the (frozen) policy: memoised,
         # because every candidate of every placement is checked on every build.
         self._product_memo: dict[tuple[object, ...], tuple[str | None, str | None]] = {}
+        self._theme_memo: dict[tuple[object, ...], str | None] = {}
+        self._keyword_memo: dict[tuple[str, bool], str | None] = {}
 
     def check_keyword(self, keyword: str, theme: Theme, user: UserContext) -> str | None:
+        key = (keyword, user.age_verified)
+        if key not in self._keyword_memo:
+            if len(self._keyword_memo) > 100_000:
+                self._keyword_memo.clear()
+            self._keyword_memo[key] = self._check_keyword(keyword, user)
+        return self._keyword_memo[key]
+
+    def _check_keyword(self, keyword: str, user: UserContext) -> str | None:
         term = self.policy.blocked_term(keyword)
         if term:
             return f"blocked_term:{term}"
@@ -156,6 +166,21 @@ class SafetyGate(Gate):
         return hit
 
     def check_theme(self, theme: Theme, user: UserContext) -> str | None:
+        # A verdict depends only on the theme's texts and the user's age flag: memoised.
+        key = (
+            theme.title,
+            theme.description,
+            tuple(theme.concepts),
+            tuple(theme.departments),
+            user.age_verified,
+        )
+        if key not in self._theme_memo:
+            if len(self._theme_memo) > 100_000:
+                self._theme_memo.clear()
+            self._theme_memo[key] = self._check_theme(theme, user)
+        return self._theme_memo[key]
+
+    def _check_theme(self, theme: Theme, user: UserContext) -> str | None:
         texts = self.policy.theme_texts(theme)
         for text in texts:
             term = self.policy.blocked_term(text)

@@ -39,6 +39,7 @@ class LexicalRelevanceFilter(RelevanceFilter):
         self._lock = threading.Lock()
         self._rows: dict[str, int] = {}
         self._matrix: Any = None
+        self._indexed: tuple[Product, ...] = ()
         self._vocab: dict[str, int] = {}
         self._idf: Any = None
 
@@ -57,6 +58,7 @@ class LexicalRelevanceFilter(RelevanceFilter):
             matrix = vec.fit_transform(corpus).tocsr()
             if self.catalog is not None:
                 self._rows = {p.id: i for i, p in enumerate(self.catalog)}
+                self._indexed = self.catalog.products
                 self._matrix = matrix
             self._vocab = vec.vocabulary_
             self._idf = vec.idf_
@@ -68,10 +70,9 @@ class LexicalRelevanceFilter(RelevanceFilter):
         self.warm_up()
         q = self._query_vector(theme.text)
         rows = [self._rows.get(p.id, -1) for p in products]
-        if (
-            self._matrix is not None
-            and min(rows) >= 0
-            and all(self.catalog is not None and self.catalog.get(p.id) is p for p in products)
+        indexed = self._indexed
+        if self._matrix is not None and all(
+            r >= 0 and indexed[r] is p for r, p in zip(rows, products, strict=True)
         ):
             m = self._matrix[rows]
         else:  # products from outside the catalog (or changed copies): vectorise them now
@@ -79,7 +80,7 @@ class LexicalRelevanceFilter(RelevanceFilter):
         sims = m @ q
         named = {normalize(c) for c in (*theme.concepts, *theme.departments)}
         out = []
-        for p, s in zip(products, sims, strict=False):
+        for p, s in zip(products, sims, strict=True):
             v = float(s)
             if named and (normalize(p.aisle) in named or normalize(p.department) in named):
                 v = max(v, self.category_match)

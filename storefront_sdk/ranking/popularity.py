@@ -71,6 +71,16 @@ class FusionRanker(Ranker):
                 f"unknown FusionRanker signals {sorted(unknown)}; known: {sorted(DEFAULT_WEIGHTS)}"
             )
         self.user_model = user_model
+        self._last: tuple[UserContext, dict[str, float]] | None = None
+
+    def _affinity(self, user: UserContext) -> dict[str, float]:
+        """Purchase affinity, computed once per user object (a build ranks 8+ placements)."""
+        last = self._last
+        if last is not None and last[0] is user:
+            return last[1]
+        aff = user_product_weights(user.history)
+        self._last = (user, aff)
+        return aff
 
     def rank(
         self, user: UserContext, theme: Theme, candidates: Sequence[ScoredProduct]
@@ -84,7 +94,7 @@ class FusionRanker(Ranker):
             "popularity": np.log1p([sp.product.popularity for sp in candidates]),
         }
         if user.history:
-            aff = user_product_weights(user.history)
+            aff = self._affinity(user)
             signals["affinity"] = np.log1p([aff.get(sp.product.id, 0.0) for sp in candidates])
         if self.user_model is not None:
             raw = list(self.user_model(user, [sp.product for sp in candidates]))
