@@ -17,8 +17,17 @@ from .exceptions import (
     RetryableBackendError,
     StorefrontError,
 )
-from .filtering.gates import Gate
-from .filtering.lexical import LexicalRelevanceFilter
+from .filtering import (
+    Gate,
+    LexicalRelevanceFilter,
+    NearDuplicateGate,
+    SafetyGate,
+    SafetyPolicy,
+    ScorerRelevanceFilter,
+    TitleQualityGate,
+    TrainableRelevanceFilter,
+    default_gates,
+)
 from .generation.history import HistoryThemeGenerator
 from .generation.static import StaticThemeGenerator
 from .generation.taxonomy_keywords import TaxonomyKeywordGenerator
@@ -70,6 +79,7 @@ __all__ = [
     "KeywordTaxonomy",
     "LexicalRelevanceFilter",
     "LocalLLM",
+    "NearDuplicateGate",
     "OpenAICompatibleLLM",
     "OutputValidationError",
     "Page",
@@ -81,7 +91,10 @@ __all__ = [
     "RetrievalQuery",
     "Retriever",
     "RetryableBackendError",
+    "SafetyGate",
+    "SafetyPolicy",
     "ScoredProduct",
+    "ScorerRelevanceFilter",
     "StageRecord",
     "StaticThemeGenerator",
     "Storefront",
@@ -90,11 +103,14 @@ __all__ = [
     "TaxonomyKeywordGenerator",
     "Theme",
     "ThemeGenerator",
+    "TitleQualityGate",
     "Trace",
     "TraceEvent",
+    "TrainableRelevanceFilter",
     "UserContext",
     "Verdict",
     "__version__",
+    "default_gates",
     "demo_user",
     "demo_users",
     "render_page_html",
