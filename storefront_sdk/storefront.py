@@ -366,8 +366,25 @@ class Storefront:
     def _placement_steps(
         self, slot: int, theme: Theme, source: PlacementSource, user: UserContext, trace: Trace
     ) -> _Steps:
+        keywords, fell_back = yield from self._keywords(slot, theme, user, trace)
+        products = yield from self._products(slot, theme, user, trace, keywords)
+        if (
+            len(products) < self.config.min_products
+            and not fell_back
+            and self.keyword_generator is not self.fallback_keyword_generator
+        ):
+            # Generated keywords that retrieve too little: one more try with the baseline's.
+            reason = f"only {len(products)} products with the generated keywords"
+            trace.add_event("fallback", reason, placement=slot, stage="keywords")
+            keywords = yield from self._fallback_keywords(slot, theme, user, trace, reason)
+            products = yield from self._products(slot, theme, user, trace, keywords)
+        return _Draft(slot=slot, theme=theme, source=source, keywords=keywords, products=products)
+
+    def _products(
+        self, slot: int, theme: Theme, user: UserContext, trace: Trace, keywords: list[str]
+    ) -> _Steps:
+        """Pinned products, then retrieved -> filtered -> ranked candidates."""
         cfg = self.config
-        keywords = yield from self._keywords(slot, theme, user, trace)
         pinned_ids = [pid for pid in dict.fromkeys(theme.pinned_product_ids) if pid in self.catalog]
         hits: list[_Hit] = []
         candidates: list[ScoredProduct] = []
@@ -388,11 +405,10 @@ class Storefront:
             candidates = yield from self._filter(slot, theme, hits, trace)
         if candidates:
             candidates = yield from self._rank(slot, theme, user, candidates)
-        return _Draft(
-            slot=slot, theme=theme, source=source, keywords=keywords, products=pinned + candidates
-        )
+        return pinned + candidates
 
     def _keywords(self, slot: int, theme: Theme, user: UserContext, trace: Trace) -> _Steps:
+        """``(keywords, fell_back)`` from the keyword generator, or its fallback."""
         n = self.config.keywords_per_placement
         args = (theme, self.taxonomy, user, n)
         reason: str | None = None
@@ -402,13 +418,21 @@ class Storefront:
             keywords = self._keyword_gates(keywords, theme, user, trace, slot)[:n]
             rec.details["keywords"] = keywords
             if keywords or self.keyword_generator is self.fallback_keyword_generator:
-                return keywords
+                return keywords, False
             reason = "no keyword of the taxonomy passed the checks"
         except Exception as exc:
             reason = f"keyword generation failed: {_reason(exc)}"
         if self.keyword_generator is self.fallback_keyword_generator:
-            return []
+            return [], False
         trace.add_event("fallback", reason, placement=slot, stage="keywords")
+        keywords = yield from self._fallback_keywords(slot, theme, user, trace, reason)
+        return keywords, True
+
+    def _fallback_keywords(
+        self, slot: int, theme: Theme, user: UserContext, trace: Trace, reason: str
+    ) -> _Steps:
+        n = self.config.keywords_per_placement
+        args = (theme, self.taxonomy, user, n)
         try:
             raw, rec = yield _Call(
                 "keywords",
