@@ -20,6 +20,7 @@ backends are imported when a model is first used.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -27,9 +28,10 @@ import json
 import os
 import threading
 import time
+import warnings
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -132,6 +134,14 @@ def _context_lock(model: Any) -> threading.Lock:
             target = model
             lock = _CONTEXT_LOCKS.get(target) or _CONTEXT_LOCKS.setdefault(target, threading.Lock())
     return lock
+
+
+@contextlib.contextmanager
+def _quiet_llama_cpp() -> Iterator[None]:
+    """Silence llama_cpp's per-token DeprecationWarnings while a vocabulary is indexed (49k)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"llama_cpp\.")
+        yield
 
 
 @dataclass
@@ -268,13 +278,15 @@ class OutlinesLLM(LLM):
                 importlib.import_module(f"outlines_core.kernels.{tensor_lib}")
                 from outlines.backends import OutlinesCoreBackend
 
-                obj = OutlinesCoreBackend(model)
+                with _quiet_llama_cpp():
+                    obj = OutlinesCoreBackend(model)
             else:
                 importlib.import_module("llguidance")
                 importlib.import_module(f"llguidance.{tensor_lib}")
                 from outlines.backends import LLGuidanceBackend
 
-                obj = LLGuidanceBackend(model)
+                with _quiet_llama_cpp():
+                    obj = LLGuidanceBackend(model)
         except ImportError as exc:
             raise FatalBackendError(f"constraint backend {name!r} is not installed: {exc}") from exc
         self._backend_objects[name] = obj
@@ -309,6 +321,13 @@ class OutlinesLLM(LLM):
                     "key_separator": ": ",
                 }
                 inner = obj.get_json_schema_logits_processor(json.dumps(data, ensure_ascii=False))
+                # llguidance builds its parser lazily, inside the sampler: validate here so
+                # an unsupported schema fails at compile time with llguidance's message
+                from llguidance import LLMatcher
+
+                problem = LLMatcher.validate_grammar(inner.grammar, obj.llg_tokenizer)
+                if problem:
+                    raise ValueError(problem)
             else:
                 inner = obj.get_json_schema_logits_processor(schema, r"[ ]?")
         except Exception as exc:
@@ -610,4 +629,5 @@ class LocalLLM(OutlinesLLM):
             )
         except Exception as exc:
             raise FatalBackendError(f"cannot load {path}: {type(exc).__name__}: {exc}") from exc
-        return outlines.from_llamacpp(self._llama)
+        with _quiet_llama_cpp():
+            return outlines.from_llamacpp(self._llama)
