@@ -282,13 +282,14 @@ def test_repair_trims_dedupes_and_drops_empty_concepts(
         ('"Fruit bowl"', "Fresh.", ["  bananas  "]),
         ("Nothing here", "No concepts survive.", [" ", "--"]),
         ("Baked Baked Baked Baked Baked", "Baked.", ["bread"]),
+        ("Mocha Mocha", "Coffee.", ["mocha"]),
         ("Pasta night", "Quick dinners. Really quick ones.", ["spaghetti"]),
-        ("Green kitchen", "Veg veg veg veg veg veg veg veg", ["spinach"]),
+        ("Green kitchen", "Veg veg veg veg veg veg veg veg", ["spinach", "chocolate chocolate"]),
     )
     gen = LLMThemeGenerator(ScriptedLLM(answer), grocery, today=SUMMER)
     trace = Trace()
     with stage(trace, "themes"):
-        themes = gen.generate(regular, 8)
+        themes = gen.generate(regular, 9)
     titles = [t.title for t in themes]
     assert titles == [
         "Buy it again",
@@ -303,6 +304,7 @@ def test_repair_trims_dedupes_and_drops_empty_concepts(
     assert themes[2].concepts == ["bananas"]
     assert themes[3].description == "Quick dinners."  # one sentence
     assert themes[4].description == ""  # degenerate text dropped, theme kept
+    assert themes[4].concepts == ["spinach"]
     rejected = " ".join(trace.stages[0].details["themes_rejected"])
     for reason in ("duplicate_title", "no_concepts", "repetitive_title"):
         assert reason in rejected

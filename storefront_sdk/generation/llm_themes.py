@@ -91,8 +91,10 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
 def _repetitive(text: str) -> bool:
-    """Degenerate small-model output: "Baked Baked Baked ..." (few distinct words)."""
+    """Degenerate small-model output: "Mocha Mocha", "Baked Baked Baked ..." (stutters, loops)."""
     words = normalize(text).split()
+    if any(words[i] == words[i + 1] for i in range(len(words) - 1)):
+        return True
     return len(words) >= 4 and len(set(words)) / len(words) < 0.5
 
 
@@ -124,7 +126,8 @@ def repair_drafts(
         for c in d.concepts:
             clean = _cut(_clean(c), CONCEPT_MAX)
             key = normalize(clean)
-            if key and any(ch.isalpha() for ch in key) and key not in seen:
+            usable = key and any(ch.isalpha() for ch in key) and not _repetitive(key)
+            if usable and key not in seen:
                 seen.add(key)
                 concepts.append(clean)
         if not concepts:
