@@ -3,7 +3,7 @@
 Public API, re-exported here; modules inside the package never import from here.
 """
 
-from .cache import GenerationCache
+from .cache import CacheStats, GenerationCache, UserFingerprint
 from .catalog import Catalog
 from .demo import demo_user, demo_users
 from .exceptions import (
@@ -29,6 +29,9 @@ from .filtering import (
     default_gates,
 )
 from .generation.history import HistoryThemeGenerator
+from .generation.llm_keywords import LLMKeywordGenerator
+from .generation.llm_themes import LLMThemeGenerator
+from .generation.rules import MerchandisingRules
 from .generation.static import StaticThemeGenerator
 from .generation.taxonomy_keywords import TaxonomyKeywordGenerator
 from .interfaces import Judge, KeywordGenerator, Ranker, RelevanceFilter, Retriever, ThemeGenerator
@@ -62,6 +65,7 @@ __all__ = [
     "BM25Retriever",
     "BackendError",
     "BackendTimeoutError",
+    "CacheStats",
     "Candidate",
     "Catalog",
     "CatalogError",
@@ -77,8 +81,11 @@ __all__ = [
     "JudgeReport",
     "KeywordGenerator",
     "KeywordTaxonomy",
+    "LLMKeywordGenerator",
+    "LLMThemeGenerator",
     "LexicalRelevanceFilter",
     "LocalLLM",
+    "MerchandisingRules",
     "NearDuplicateGate",
     "OpenAICompatibleLLM",
     "OutputValidationError",
@@ -108,6 +115,7 @@ __all__ = [
     "TraceEvent",
     "TrainableRelevanceFilter",
     "UserContext",
+    "UserFingerprint",
     "Verdict",
     "__version__",
     "default_gates",
