@@ -166,6 +166,8 @@ def test_report_compares_every_configuration(report: EvalReport) -> None:
         assert report.judge_pass_rates[name]
     # The personalised page finds more of the next basket than the fixed one.
     assert report.metrics["history"]["recall"] > report.metrics["static"]["recall"]
+    # Baselines generate nothing and need no fallback.
+    assert report.metrics["history"]["llm_share"] == 0.0
     # Static themes ignore history: (almost) everything they show is new to the user.
     assert report.metrics["static"]["novelty"] > report.metrics["history"]["novelty"]
 
@@ -275,6 +277,7 @@ def test_http_configuration_against_a_local_openai_compatible_server(
         assert srv.request_count > 0
     pages = rep.sample_pages["http"]
     assert any(pl.source == "llm" for page in pages for pl in page.placements)
+    assert rep.metrics["http"]["llm_share"] > 0
     # Whatever the model said, every page was built, judged and measured.
     assert len(rep.per_case["http"]) == 2 and rep.invalid_verdicts["http"] == 0
     assert rep.metrics["http"]["placements"] > 0

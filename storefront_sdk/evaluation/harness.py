@@ -51,6 +51,8 @@ TABLE_METRICS: tuple[tuple[str, str], ...] = (
     ("diversity", "diversity (products)"),
     ("aisle_diversity", "diversity (aisles)"),
     ("novelty", "novelty"),
+    ("llm_share", "placements from the model"),
+    ("fallback_share", "placements from fallbacks"),
     ("build_ms", "build ms / page"),
 )
 
@@ -233,10 +235,19 @@ def _case_metrics(
             "diversity": m.diversity(page),
             "aisle_diversity": m.diversity(page, by="aisles"),
             "novelty": m.novelty(page, case.user),
+            "llm_share": _source_share(page, "llm"),
+            "fallback_share": _source_share(page, "fallback"),
             "build_ms": page.trace.total_ms,
         }
     )
     return out
+
+
+def _source_share(page: Page, source: str) -> float:
+    """Share of the page's placements whose ``source`` is ``source`` (nan for an empty page)."""
+    if not page.placements:
+        return math.nan
+    return sum(1 for pl in page.placements if pl.source == source) / len(page.placements)
 
 
 def evaluate(
