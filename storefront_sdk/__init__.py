@@ -35,7 +35,7 @@ from .generation.rules import MerchandisingRules
 from .generation.static import StaticThemeGenerator
 from .generation.taxonomy_keywords import TaxonomyKeywordGenerator
 from .interfaces import Judge, KeywordGenerator, Ranker, RelevanceFilter, Retriever, ThemeGenerator
-from .llm import LLM, LocalLLM, OpenAICompatibleLLM
+from .llm import LLM, LocalLLM, OpenAICompatibleLLM, OutlinesLLM
 from .ranking import FusionRanker, PopularityRanker
 from .render import render_page_html, render_report_html
 from .retrieval.bm25 import BM25Retriever
@@ -88,6 +88,7 @@ __all__ = [
     "MerchandisingRules",
     "NearDuplicateGate",
     "OpenAICompatibleLLM",
+    "OutlinesLLM",
     "OutputValidationError",
     "Page",
     "Placement",

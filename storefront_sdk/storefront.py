@@ -17,6 +17,7 @@ recorded and replaced by its fallback, never raised out of ``build``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections.abc import Generator, Iterable, Sequence
@@ -789,10 +790,19 @@ def _resolve_llm(llm: Any) -> tuple[Any, str]:
         except ImportError:
             return None, "baseline generators: local model support not importable"
         if LocalLLM.available():
-            local = LocalLLM.default()
+            local = _shared_local_llm()
             return local, f"generative: local model {local.model_id} (llm='auto')"
         return None, "baseline generators: the [local] extra is not installed (llm='auto')"
     raise ConfigurationError(f"llm must be None, 'auto' or an LLM instance, got {llm!r}")
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_local_llm() -> Any:
+    """One default local model per process: Storefronts built with llm="auto" share its
+    weights, its llama.cpp context lock and its compiled-constraint cache."""
+    from .llm.outlines import LocalLLM
+
+    return LocalLLM.default()
 
 
 def _resolve_cache(cache: Any, llm: Any) -> Any:
