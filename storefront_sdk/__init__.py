@@ -6,6 +6,14 @@ Public API, re-exported here; modules inside the package never import from here.
 from .cache import CacheStats, GenerationCache, UserFingerprint
 from .catalog import Catalog
 from .demo import demo_user, demo_users
+from .evaluation import (
+    EvalCase,
+    EvalReport,
+    HeuristicJudge,
+    LLMJudge,
+    evaluate,
+    load_instacart_users,
+)
 from .exceptions import (
     BackendError,
     BackendTimeoutError,
@@ -71,16 +79,20 @@ __all__ = [
     "CatalogError",
     "ComponentError",
     "ConfigurationError",
+    "EvalCase",
+    "EvalReport",
     "FatalBackendError",
     "FusionRanker",
     "Gate",
     "GenerationCache",
+    "HeuristicJudge",
     "HistoryThemeGenerator",
     "Interaction",
     "Judge",
     "JudgeReport",
     "KeywordGenerator",
     "KeywordTaxonomy",
+    "LLMJudge",
     "LLMKeywordGenerator",
     "LLMThemeGenerator",
     "LexicalRelevanceFilter",
@@ -122,6 +134,8 @@ __all__ = [
     "default_gates",
     "demo_user",
     "demo_users",
+    "evaluate",
+    "load_instacart_users",
     "render_page_html",
     "render_report_html",
 ]

@@ -14,7 +14,16 @@ from ..interfaces import RelevanceFilter
 from ..text import normalize, tokenize
 from ..types import Product, Theme
 
-__all__ = ["LexicalRelevanceFilter"]
+__all__ = ["MARKETING_WORDS", "LexicalRelevanceFilter"]
+
+MARKETING_WORDS = frozenset(
+    tokenize(
+        "fresh organic natural original classic premium select favorite favourite style "
+        "simply pure real homestyle traditional gourmet artisan best great"
+    )
+)
+"""Words that describe how a product is sold, not what it is: a theme's "fresh" must not
+vouch for "Fresh Scent Dishwasher Cleaner". Ignored on the theme side."""
 
 
 class LexicalRelevanceFilter(RelevanceFilter):
@@ -35,6 +44,7 @@ class LexicalRelevanceFilter(RelevanceFilter):
         self.catalog = catalog
         self.threshold = threshold
         self.category_match = category_match
+        self.ignore: frozenset[str] = MARKETING_WORDS
         self._vec: Any = None
         self._lock = threading.Lock()
         self._rows: dict[str, int] = {}
@@ -91,6 +101,8 @@ class LexicalRelevanceFilter(RelevanceFilter):
         """The theme's TF-IDF vector as the fitted vectoriser makes it, without its overhead."""
         q = np.zeros(len(self._idf))
         for tok, count in Counter(tokenize(text)).items():
+            if tok in self.ignore:
+                continue
             j = self._vocab.get(tok)
             if j is not None:
                 q[j] = (1.0 + np.log(count)) * self._idf[j]
