@@ -29,9 +29,10 @@ vouch for "Fresh Scent Dishwasher Cleaner". Ignored on the theme side."""
 class LexicalRelevanceFilter(RelevanceFilter):
     """Cosine similarity of word TF-IDF vectors (IDF from the catalog), in [0, 1].
 
-    A product whose aisle or department is named by the theme (in its concepts
-    or ``departments``) scores at least ``category_match``: "yogurt" as a
-    concept vouches for everything in the yogurt aisle.
+    A product whose aisle or department is named by one of the theme's concepts
+    scores at least ``category_match``: "yogurt" as a concept vouches for
+    everything in the yogurt aisle. (``Theme.departments`` only restricts
+    retrieval; it vouches for nothing.)
     """
 
     def __init__(
@@ -88,7 +89,7 @@ class LexicalRelevanceFilter(RelevanceFilter):
         else:  # products from outside the catalog (or changed copies): vectorise them now
             m = self._vec.transform([p.text for p in products])
         sims = m @ q
-        named = {normalize(c) for c in (*theme.concepts, *theme.departments)}
+        named = {normalize(c) for c in theme.concepts}
         out = []
         for p, s in zip(products, sims, strict=True):
             v = float(s)
