@@ -95,6 +95,7 @@ class ObedientLLM(LLM):
     """
 
     model_id = "obedient-test-model"
+    concurrent = True  # a remote-like model: the generators use their "rich" profile
 
     def __init__(self, *, off_list: bool = True) -> None:
         self.off_list = off_list

@@ -50,10 +50,14 @@ Answer = str | Callable[[Sequence[ChatMessage], OutputSpec[Any]], str]
 
 
 class ScriptedLLM(LLM):
-    """Answers from a script; validates each answer with the requested spec."""
+    """Answers from a script; validates each answer with the requested spec.
+
+    ``concurrent=True`` (the default) stands for a remote model, so generators
+    use their ``rich`` profile; ``concurrent=False`` for an in-process one (``compact``).
+    """
 
     def __init__(
-        self, *answers: Answer, concurrent: bool = False, model_id: str = "scripted"
+        self, *answers: Answer, concurrent: bool = True, model_id: str = "scripted"
     ) -> None:
         self.answers = list(answers)
         self.concurrent = concurrent
@@ -108,7 +112,10 @@ def enough_themes(messages: Sequence[ChatMessage], output: OutputSpec[Any]) -> s
         ("Snack attack", "Crunchy bites.", ["chips", "nuts"]),
         ("Green kitchen", "Veg for every meal.", ["spinach", "broccoli"]),
     ]
-    return themes_json(*ideas[:n])
+    draft = next(iter(output.json_schema()["$defs"].values()))
+    if "description" in draft["properties"]:
+        return themes_json(*ideas[:n])
+    return json.dumps({"themes": [{"title": t, "concepts": c} for t, _, c in ideas[:n]]})
 
 
 def first_options(messages: Sequence[ChatMessage], output: OutputSpec[Any]) -> str:
@@ -578,6 +585,83 @@ async def test_async_twin_of_a_local_model_runs_in_a_thread(
     llm = ScriptedLLM(enough_themes, concurrent=False)
     themes = await LLMThemeGenerator(llm, grocery).agenerate(regular, 3)
     assert llm.async_calls == 0 and len(llm.calls) == 1 and len(themes) == 3
+
+
+# -- compact profile (in-process models) ---------------------------------------------------------
+
+
+def test_in_process_models_get_the_compact_profile(grocery: Catalog, regular: UserContext) -> None:
+    local, remote = ScriptedLLM(enough_themes, concurrent=False), ScriptedLLM(enough_themes)
+    compact, rich = LLMThemeGenerator(local, grocery), LLMThemeGenerator(remote, grocery)
+    assert (compact.profile, rich.profile) == ("compact", "rich")
+    themes = compact.generate(regular, 12)
+    schema = local.calls[0][1].json_schema()
+    assert schema["properties"]["themes"]["maxItems"] == 4  # the storefront fills the rest
+    draft = schema["$defs"]["CompactThemeDraft"]
+    assert (
+        set(draft["properties"]) == {"title", "concepts"} and draft["additionalProperties"] is False
+    )
+    assert draft["properties"]["title"]["maxLength"] == 40
+    assert draft["properties"]["concepts"]["maxItems"] == 3
+    assert themes[0].title == "Buy it again" and len(themes) == 5
+    assert all(t.description == "" and t.source == "llm" for t in themes[1:])
+    # A shorter prompt whose example obeys the compact schema it teaches.
+    small, big = compact.messages(regular, 4), rich.messages(regular, 4)
+    assert sum(len(m.content) for m in small) < 0.7 * sum(len(m.content) for m in big)
+    theme_list_model(2, compact=True).model_validate(json.loads(small[2].content))
+    # Explicit knobs override the profile.
+    assert LLMThemeGenerator(local, grocery, max_themes=6).max_themes == 6
+    assert LLMThemeGenerator(remote, grocery, profile="compact").profile == "compact"
+    with pytest.raises(ConfigurationError, match="profile"):
+        LLMThemeGenerator(local, grocery, profile="huge")  # type: ignore[arg-type]
+
+
+def test_compact_history_shows_few_product_names(grocery: Catalog) -> None:
+    many = shopper("u-many", [pid for pid, *_ in GROCERY[:18]])
+    compact = LLMThemeGenerator(ScriptedLLM(concurrent=False), grocery)
+    bought = next(ln for ln in compact.user_data(many, "summer").splitlines() if "bought" in ln)
+    assert bought.count('"') == 2 * 12
+
+
+def test_compact_keywords_share_a_prefix_and_fill_from_the_shortlist(
+    taxonomy: KeywordTaxonomy, regular: UserContext
+) -> None:
+    llm = ScriptedLLM(first_options, concurrent=False)
+    gen = LLMKeywordGenerator(llm, exact_shortcut=0)  # always ask the model
+    themes = [brunch(), Theme(title="Snack attack", concepts=["crunchy", "salty"], source="llm")]
+    results = [gen.generate(t, taxonomy, regular, 6) for t in themes]
+    (first_msgs, spec), (second_msgs, _) = llm.calls
+    assert isinstance(spec, MultiChoice)
+    assert spec.max_items == 3 and len(spec.options) <= 16
+    # Everything before the theme is identical: llama.cpp can reuse its evaluated prefix.
+    assert first_msgs[:-1] == second_msgs[:-1] and first_msgs[-1] != second_msgs[-1]
+    assert "description" not in first_msgs[-1].content
+    shortlist = gen.shortlist(brunch(), taxonomy)
+    assert results[0][:3] == list(spec.options[:3])  # the model's choices come first
+    assert results[0] == shortlist[: len(results[0])] and len(results[0]) == min(6, len(shortlist))
+    assert all(taxonomy.canonical(k) == k for r in results for k in r)
+
+
+def test_themes_naming_taxonomy_keywords_skip_the_model(
+    taxonomy: KeywordTaxonomy, regular: UserContext
+) -> None:
+    llm = ScriptedLLM(first_options, concurrent=False)
+    gen = LLMKeywordGenerator(llm)
+    trace = Trace()
+    with stage(trace, "keywords"):
+        keywords = gen.generate(brunch(), taxonomy, regular, 4)  # "eggs", "yogurt" are keywords
+    exact = [k for k in map(taxonomy.canonical, brunch().concepts) if k is not None]
+    assert len(exact) >= 2 and "eggs" in exact
+    assert llm.calls == [] and keywords[: len(exact)] == exact and len(keywords) == 4
+    assert all(taxonomy.canonical(k) == k for k in keywords)
+    assert "model_skipped" in trace.stages[0].details
+    vague = Theme(title="Snack attack", concepts=["crunchy", "eggs"], source="llm")
+    gen.generate(vague, taxonomy, regular, 4)  # one keyword is not enough: the model chooses
+    assert len(llm.calls) == 1
+    # Remote models are always asked.
+    remote = ScriptedLLM(first_options)
+    LLMKeywordGenerator(remote).generate(brunch(), taxonomy, regular, 4)
+    assert len(remote.calls) == 1
 
 
 # -- the real local model (slow) ------------------------------------------------------------------

@@ -6,11 +6,18 @@ those* (a :class:`~storefront_sdk.llm.base.MultiChoice` constraint). Every
 keyword returned is therefore a taxonomy member; this is checked again with
 ``taxonomy.canonical`` before returning. The user is not part of the prompt:
 keywords depend on the theme only, which lets placements share cached choices.
+
+Profiles (:data:`KEYWORD_BUDGETS`): ``rich`` lists 100 options and lets the
+model choose all ``n``; ``compact`` (in-process models) lists 16 and lets it
+choose up to 3, then fills to ``n`` from the top of the shortlist, so the
+prompt and output stay a few dozen tokens and the shared prompt prefix is
+reused by llama.cpp across placements.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..exceptions import OutputValidationError
@@ -19,33 +26,76 @@ from ..llm.base import LLM, ChatMessage, LLMResult, MultiChoice
 from ..taxonomy import KeywordTaxonomy
 from ..tracing import annotate
 from ..types import Theme, UserContext
-from .llm_themes import record_usage, stage_tokens
+from .llm_themes import Profile, record_usage, resolve_profile, stage_tokens
 from .prompts import fence, keyword_prompt, quote_data
 
 if TYPE_CHECKING:
     from ..cache import GenerationCache
 
-__all__ = ["LLMKeywordGenerator"]
+__all__ = ["KEYWORD_BUDGETS", "KeywordBudget", "LLMKeywordGenerator"]
+
+
+@dataclass(frozen=True)
+class KeywordBudget:
+    """The cost knobs of one keyword call (see :data:`KEYWORD_BUDGETS`)."""
+
+    prompt_version: str
+    shortlist_size: int
+    """Taxonomy keywords listed in the prompt (and allowed by the constraint)."""
+    max_model_keywords: int | None
+    """At most this many are chosen by the model (None: all ``n``)."""
+    fill: bool
+    """Top up to ``n`` with the best remaining shortlist keywords."""
+    describe: bool
+    """Show the theme's description in the prompt."""
+    exact_shortcut: int | None
+    """When at least this many of the theme's title and concepts are taxonomy keywords
+    themselves, return them (then the shortlist) without a model call. None: always ask."""
+
+
+KEYWORD_BUDGETS: dict[str, KeywordBudget] = {
+    "rich": KeywordBudget("keywords-v1", 100, None, False, True, None),
+    # measured on 2 cores: ~200 prompt and ~17 output tokens per placement (was ~540 / ~28)
+    "compact": KeywordBudget("keywords-compact-v1", 16, 3, True, False, 2),
+}
 
 
 class LLMKeywordGenerator(KeywordGenerator):
-    """The model picks ``n`` distinct keywords from the theme's taxonomy shortlist."""
+    """The model picks up to ``n`` distinct keywords from the theme's taxonomy shortlist.
+
+    ``profile`` sets the cost knobs (:data:`KEYWORD_BUDGETS`; ``auto`` is
+    ``compact`` for in-process models); explicit ``shortlist_size``,
+    ``prompt_version``, ``max_model_keywords``, ``fill`` and ``exact_shortcut``
+    override it (``exact_shortcut=0`` disables the shortcut).
+    """
 
     def __init__(
         self,
         llm: LLM,
         *,
         cache: GenerationCache | None = None,
-        shortlist_size: int = 100,
-        prompt_version: str = "keywords-v1",
+        profile: Profile = "auto",
+        shortlist_size: int | None = None,
+        prompt_version: str | None = None,
+        max_model_keywords: int | None = None,
+        fill: bool | None = None,
+        exact_shortcut: int | None = None,
         few_shot: bool = True,
         temperature: float | None = None,
     ) -> None:
         self.llm = llm
         self.cache = cache
-        self.shortlist_size = shortlist_size
-        self.prompt = keyword_prompt(prompt_version)
-        self.prompt_version = prompt_version
+        self.profile = resolve_profile(profile, llm)
+        self.budget = budget = KEYWORD_BUDGETS[self.profile]
+        self.shortlist_size = budget.shortlist_size if shortlist_size is None else shortlist_size
+        self.prompt_version = prompt_version or budget.prompt_version
+        self.prompt = keyword_prompt(self.prompt_version)
+        self.max_model_keywords = (
+            budget.max_model_keywords if max_model_keywords is None else max_model_keywords
+        )
+        self.fill = budget.fill if fill is None else fill
+        shortcut = budget.exact_shortcut if exact_shortcut is None else exact_shortcut
+        self.exact_shortcut = shortcut or None
         self.few_shot = few_shot
         self.temperature = temperature
 
@@ -59,7 +109,7 @@ class LLMKeywordGenerator(KeywordGenerator):
     def messages(self, theme: Theme, shortlist: list[str], n: int) -> list[ChatMessage]:
         """The chat messages for choosing ``n`` of ``shortlist`` (the theme is fenced data)."""
         lines = [f'title: "{quote_data(theme.title, 80)}"']
-        if theme.description:
+        if theme.description and self.budget.describe:
             lines.append(f'description: "{quote_data(theme.description, 160)}"')
         if theme.concepts:
             lines.append(
@@ -73,6 +123,33 @@ class LLMKeywordGenerator(KeywordGenerator):
             n=n,
         )
 
+    def exact_keywords(self, theme: Theme, taxonomy: KeywordTaxonomy, n: int) -> list[str] | None:
+        """The theme's own taxonomy keywords, then the shortlist, when the shortcut applies.
+
+        A theme whose title and concepts already name enough taxonomy keywords
+        (the history baseline's themes, most compact model themes) gains little
+        from a small model re-choosing them; the call is skipped.
+        """
+        if self.exact_shortcut is None:
+            return None
+        exact: list[str] = []
+        for text in (theme.title, *theme.concepts):
+            kw = taxonomy.canonical(text)
+            if kw is not None and kw not in exact:
+                exact.append(kw)
+        if len(exact) < self.exact_shortcut:
+            return None
+        out = exact[:n]
+        if self.fill and len(out) < n:
+            out.extend(kw for kw in self.shortlist(theme, taxonomy) if kw not in out)
+        annotate(
+            prompt_version=self.prompt_version,
+            profile=self.profile,
+            model_skipped=f"{len(exact)} exact taxonomy keywords in the theme",
+            model_keywords=0,
+        )
+        return out[:n]
+
     def _plan(
         self, theme: Theme, taxonomy: KeywordTaxonomy, n: int
     ) -> tuple[list[str], MultiChoice, list[ChatMessage], str | None]:
@@ -81,8 +158,9 @@ class LLMKeywordGenerator(KeywordGenerator):
             raise OutputValidationError(
                 f"no taxonomy keyword resembles theme {theme.title!r}: nothing to choose from"
             )
+        asked = n if self.max_model_keywords is None else min(n, self.max_model_keywords)
         spec = MultiChoice(
-            options=tuple(shortlist), min_items=1, max_items=max(1, min(n, len(shortlist)))
+            options=tuple(shortlist), min_items=1, max_items=max(1, min(asked, len(shortlist)))
         )
         key = None
         if self.cache is not None:
@@ -101,6 +179,7 @@ class LLMKeywordGenerator(KeywordGenerator):
                     "concepts": theme.concepts,
                 },
                 n=spec.max_items,
+                describe=self.budget.describe,
                 temperature=self.temperature,
             )
         return shortlist, spec, self.messages(theme, shortlist, spec.max_items), key
@@ -132,7 +211,15 @@ class LLMKeywordGenerator(KeywordGenerator):
                 out.append(kw)
         if not out:
             raise OutputValidationError("the model chose no keyword")
-        annotate(prompt_version=self.prompt_version, shortlist_size=len(shortlist))
+        chosen = len(out)
+        if self.fill:
+            out.extend(kw for kw in shortlist if kw not in out)
+        annotate(
+            prompt_version=self.prompt_version,
+            profile=self.profile,
+            shortlist_size=len(shortlist),
+            model_keywords=min(chosen, n),
+        )
         return out[:n]
 
     def _store(self, key: str | None, result: LLMResult[list[str]]) -> list[str]:
@@ -144,12 +231,15 @@ class LLMKeywordGenerator(KeywordGenerator):
     def generate(
         self, theme: Theme, taxonomy: KeywordTaxonomy, user: UserContext, n: int
     ) -> list[str]:
+        exact = self.exact_keywords(theme, taxonomy, n)
+        if exact is not None:
+            return exact
         shortlist, spec, messages, key = self._plan(theme, taxonomy, n)
         items = self._cached(key, shortlist)
         if items is None:
             before = stage_tokens()
             result = self.llm.generate(
-                messages, spec, max_tokens=40 + 16 * spec.max_items, temperature=self.temperature
+                messages, spec, max_tokens=self._max_tokens(spec), temperature=self.temperature
             )
             record_usage(result, before)
             items = self._store(key, result)
@@ -160,13 +250,21 @@ class LLMKeywordGenerator(KeywordGenerator):
     ) -> list[str]:
         if not self.llm.concurrent:
             return await asyncio.to_thread(self.generate, theme, taxonomy, user, n)
+        exact = self.exact_keywords(theme, taxonomy, n)
+        if exact is not None:
+            return exact
         shortlist, spec, messages, key = self._plan(theme, taxonomy, n)
         items = self._cached(key, shortlist)
         if items is None:
             before = stage_tokens()
             result = await self.llm.agenerate(
-                messages, spec, max_tokens=40 + 16 * spec.max_items, temperature=self.temperature
+                messages, spec, max_tokens=self._max_tokens(spec), temperature=self.temperature
             )
             record_usage(result, before)
             items = self._store(key, result)
         return self._finish(items, taxonomy, shortlist, n)
+
+    def _max_tokens(self, spec: MultiChoice) -> int:
+        # {"items": [...]}: ~8 tokens of wrapper, a few per keyword; bounds a looping model.
+        longest = max(len(o) for o in spec.options)
+        return 16 + spec.max_items * (4 + longest // 2)

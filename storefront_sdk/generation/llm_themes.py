@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
@@ -38,11 +38,62 @@ if TYPE_CHECKING:
     from ..cache import GenerationCache, UserFingerprint
     from ..catalog import Catalog
 
-__all__ = ["LLMThemeGenerator", "ThemeDraft", "repair_drafts", "theme_list_model"]
+__all__ = [
+    "THEME_BUDGETS",
+    "CompactThemeDraft",
+    "LLMThemeGenerator",
+    "Profile",
+    "ThemeBudget",
+    "ThemeDraft",
+    "repair_drafts",
+    "resolve_profile",
+    "theme_list_model",
+]
 
 TITLE_MAX = 60
 DESCRIPTION_MAX = 120
 CONCEPT_MAX = 40
+COMPACT_TITLE_MAX = 40
+COMPACT_CONCEPT_MAX = 24
+
+Profile = Literal["auto", "rich", "compact"]
+"""How much the generators ask of the model: ``rich`` for strong (remote) models,
+``compact`` for small local ones; ``auto`` picks ``compact`` when the backend is
+not ``concurrent`` (an in-process model whose every token costs wall time)."""
+
+
+def resolve_profile(profile: Profile, llm: LLM) -> Literal["rich", "compact"]:
+    """``auto`` -> ``compact`` for in-process (non-concurrent) backends, else ``rich``."""
+    if profile == "auto":
+        return "rich" if llm.concurrent else "compact"
+    if profile not in ("rich", "compact"):
+        from ..exceptions import ConfigurationError
+
+        raise ConfigurationError(f"profile must be 'auto', 'rich' or 'compact', got {profile!r}")
+    return profile
+
+
+@dataclass(frozen=True)
+class ThemeBudget:
+    """The cost knobs of one theme call (see :data:`THEME_BUDGETS`)."""
+
+    prompt_version: str
+    max_themes: int
+    """Themes asked of the model per call; the storefront fills the page from its baseline."""
+    max_history_items: int
+    """Product names from the history shown in the prompt."""
+    max_aisles: int
+    compact_schema: bool
+    """``CompactThemeDraft`` (title + 1-3 short concepts) instead of ``ThemeDraft``."""
+    tokens_per_theme: int
+    """Output-token allowance per theme (plus 30): bounds a looping model."""
+
+
+THEME_BUDGETS: dict[str, ThemeBudget] = {
+    "rich": ThemeBudget("themes-v1", 8, 40, 5, False, 120),
+    # measured on 2 cores: 4 themes, ~250 prompt / ~120 output tokens (was ~700 / ~400)
+    "compact": ThemeBudget("themes-compact-v1", 4, 12, 3, True, 60),
+}
 
 
 class ThemeDraft(BaseModel):
@@ -57,13 +108,32 @@ class ThemeDraft(BaseModel):
     )
 
 
+class CompactThemeDraft(BaseModel):
+    """A theme as a small local model writes it: a short title and 1-3 short concepts.
+
+    No description: it is the costliest field to generate and a 135M model's
+    prose is rarely worth showing. ``Theme.description`` stays empty.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=3, max_length=COMPACT_TITLE_MAX)
+    concepts: list[
+        Annotated[str, StringConstraints(min_length=2, max_length=COMPACT_CONCEPT_MAX)]
+    ] = Field(min_length=1, max_length=3)
+
+
 @lru_cache(maxsize=64)
-def theme_list_model(n: int) -> type[BaseModel]:
-    """The output model for ``n`` themes: ``{"themes": [ThemeDraft x n]}``, extra keys forbidden."""
+def theme_list_model(n: int, compact: bool = False) -> type[BaseModel]:
+    """The output model for ``n`` themes: ``{"themes": [draft x n]}``, extra keys forbidden.
+
+    ``compact`` uses :class:`CompactThemeDraft` instead of :class:`ThemeDraft`.
+    """
+    draft: type[BaseModel] = CompactThemeDraft if compact else ThemeDraft
     model: type[BaseModel] = create_model(
-        f"ThemeList{n}",
+        f"{'Compact' if compact else ''}ThemeList{n}",
         __config__=ConfigDict(extra="forbid"),
-        themes=(list[ThemeDraft], Field(min_length=n, max_length=n)),
+        themes=(list[draft], Field(min_length=n, max_length=n)),  # type: ignore[valid-type]
     )
     return model
 
@@ -99,7 +169,7 @@ def _repetitive(text: str) -> bool:
 
 
 def repair_drafts(
-    drafts: Sequence[ThemeDraft], *, title_max: int = TITLE_MAX
+    drafts: Sequence[ThemeDraft | CompactThemeDraft], *, title_max: int = TITLE_MAX
 ) -> tuple[list[Theme], list[tuple[str, str]]]:
     """Fix what is fixable in model output, reject the rest: ``(themes, [(title, reason)])``.
 
@@ -118,7 +188,8 @@ def repair_drafts(
         if _repetitive(title):
             rejected.append((title, "repetitive_title"))
             continue
-        lines = [ln for ln in (_clean(x) for x in d.description.splitlines()) if ln]
+        raw_description = d.description if isinstance(d, ThemeDraft) else ""
+        lines = [ln for ln in (_clean(x) for x in raw_description.splitlines()) if ln]
         first = _SENTENCE_END.split(lines[0], maxsplit=1)[0] if lines else ""
         description = "" if _repetitive(first) else _cut(first, DESCRIPTION_MAX)
         concepts: list[str] = []
@@ -181,9 +252,13 @@ class LLMThemeGenerator(ThemeGenerator):
     ``fingerprint`` decides which users share cached generations (default:
     :class:`~storefront_sdk.cache.UserFingerprint`). ``baseline`` supplies the
     pinned "Buy it again" theme (default: :class:`HistoryThemeGenerator`).
-    At most ``max_themes`` are asked of the model per call (small local
-    models have a small context); the storefront fills the rest of the page
-    from its baseline. ``session_keys`` are the ``user.session`` fields shown to the model
+    ``profile`` sets the cost knobs (:data:`THEME_BUDGETS`): ``compact`` (the
+    ``auto`` choice for in-process models) asks for 4 short themes without
+    descriptions from a shorter prompt; ``rich`` for 8 full ones. Explicit
+    ``prompt_version``, ``max_themes``, ``max_history_items`` and ``max_tokens``
+    override the profile. At most ``max_themes`` are asked of the model per
+    call; the storefront fills the rest of the page from its baseline.
+    ``session_keys`` are the ``user.session`` fields shown to the model
     (the season always is); keep them in the fingerprint's too. The default
     ``temperature`` of 0.7 avoids the loops greedy decoding falls into with
     small models ("Baked Baked Baked ..."); backends seed their sampling.
@@ -198,9 +273,10 @@ class LLMThemeGenerator(ThemeGenerator):
         *,
         cache: GenerationCache | None = None,
         rules: MerchandisingRules | None = None,
-        prompt_version: str = "themes-v1",
-        max_history_items: int = 40,
-        max_themes: int | None = 8,
+        profile: Profile = "auto",
+        prompt_version: str | None = None,
+        max_history_items: int | None = None,
+        max_themes: int | None = None,
         few_shot: bool = True,
         fingerprint: Callable[[UserContext, Catalog], str] | UserFingerprint | None = None,
         baseline: ThemeGenerator | None = None,
@@ -213,10 +289,14 @@ class LLMThemeGenerator(ThemeGenerator):
         self.catalog = catalog
         self.cache = cache
         self.rules = rules if rules is not None else MerchandisingRules()
-        self.prompt = theme_prompt(prompt_version)
-        self.prompt_version = prompt_version
-        self.max_history_items = max_history_items
-        self.max_themes = max_themes
+        self.profile = resolve_profile(profile, llm)
+        self.budget = budget = THEME_BUDGETS[self.profile]
+        self.prompt_version = prompt_version or budget.prompt_version
+        self.prompt = theme_prompt(self.prompt_version)
+        self.max_history_items = (
+            budget.max_history_items if max_history_items is None else max_history_items
+        )
+        self.max_themes = budget.max_themes if max_themes is None else max_themes
         self.few_shot = few_shot
         if fingerprint is None:
             from ..cache import UserFingerprint
@@ -244,26 +324,31 @@ class LLMThemeGenerator(ThemeGenerator):
             aisle = self.catalog[pid].aisle
             if aisle:
                 aisles[aisle] = aisles.get(aisle, 0.0) + weights[pid]
+        compact = self.budget.compact_schema
+        name_chars = 40 if compact else 60
         lines = [f'season: "{quote_data(season, 40)}"']
         if ranked:
             top = "; ".join(
-                f'"{quote_data(a, 40)}"' for a in sorted(aisles, key=lambda a: -aisles[a])[:5]
+                f'"{quote_data(a, 40)}"'
+                for a in sorted(aisles, key=lambda a: -aisles[a])[: self.budget.max_aisles]
             )
             lines.append(f"favourite aisles: {top}")
             names = [
-                quote_data(self.catalog[pid].title, 60) for pid in ranked[: self.max_history_items]
+                quote_data(self.catalog[pid].title, name_chars)
+                for pid in ranked[: self.max_history_items]
             ]
             lines.append("often bought: " + "; ".join(f'"{n}"' for n in names))
         else:
             lines.append("often bought: nothing yet (a new shopper)")
-        prefs = [quote_data(p, 60) for p in user.preferences[:10]]
+        prefs = [quote_data(p, 60) for p in user.preferences[: 5 if compact else 10]]
         prefs = [p for p in prefs if p]
         if prefs:
             lines.append(
                 "preferences (quoted from the shopper): " + "; ".join(f'"{p}"' for p in prefs)
             )
         if user.notes and quote_data(user.notes):
-            lines.append(f'notes (quoted from the shopper): "{quote_data(user.notes, 300)}"')
+            note = quote_data(user.notes, 150 if compact else 300)
+            lines.append(f'notes (quoted from the shopper): "{note}"')
         for k in self.session_keys:
             v = quote_data(user.session.get(k, ""), 60)
             if v and k != "season":
@@ -305,6 +390,7 @@ class LLMThemeGenerator(ThemeGenerator):
             rules=self.rules.fingerprint,
             season=season,
             max_history_items=self.max_history_items,
+            compact=self.budget.compact_schema,
             temperature=self.temperature,
         )
 
@@ -321,11 +407,13 @@ class LLMThemeGenerator(ThemeGenerator):
         if self.max_themes is not None:
             k = min(k, self.max_themes)
         season = self.rules.season_for(user, self.today())
-        spec: Structured[BaseModel] = Structured(theme_list_model(max(k, 1)))
+        spec: Structured[BaseModel] = Structured(
+            theme_list_model(max(k, 1), self.budget.compact_schema)
+        )
         key = self.cache_key(user, k, season=season, spec_key=spec.key) if k > 0 else None
         return _Plan(buy_again, k, season, self.messages(user, k, season=season), spec, key)
 
-    def _cached(self, plan: _Plan) -> list[ThemeDraft] | None:
+    def _cached(self, plan: _Plan) -> list[ThemeDraft | CompactThemeDraft] | None:
         if self.cache is None or plan.key is None:
             return None
         data = self.cache.get(plan.key)
@@ -339,19 +427,27 @@ class LLMThemeGenerator(ThemeGenerator):
         annotate(cache_hit=True, model_id=self.llm.model_id)
         return list(value.themes)  # type: ignore[attr-defined]
 
-    def _store(self, plan: _Plan, result: LLMResult[BaseModel]) -> list[ThemeDraft]:
+    def _store(
+        self, plan: _Plan, result: LLMResult[BaseModel]
+    ) -> list[ThemeDraft | CompactThemeDraft]:
         annotate(cache_hit=False)
         if self.cache is not None and plan.key is not None:
             self.cache.set(plan.key, result.value)
         return list(result.value.themes)  # type: ignore[attr-defined]
 
-    def _finish(self, plan: _Plan, user: UserContext, drafts: Sequence[ThemeDraft]) -> list[Theme]:
+    def _finish(
+        self,
+        plan: _Plan,
+        user: UserContext,
+        drafts: Sequence[ThemeDraft | CompactThemeDraft],
+    ) -> list[Theme]:
         themes, rejected = repair_drafts(drafts, title_max=self.rules.title_max_chars)
         existing = [plan.buy_again] if plan.buy_again is not None else []
         outcome = self.rules.apply(themes, user, season=plan.season, existing=existing)
         rejected += outcome.rejected
         annotate(
             prompt_version=self.prompt_version,
+            profile=self.profile,
             season=plan.season,
             themes_generated=len(drafts),
             themes_rejected=[f"{title[:60]}: {why}" for title, why in rejected],
@@ -400,5 +496,5 @@ class LLMThemeGenerator(ThemeGenerator):
         return self._finish(plan, user, drafts)
 
     def _max_tokens(self, k: int) -> int:
-        # Room for k schema-maximal themes; the schema bounds the output anyway.
-        return self.max_tokens or 80 + k * 120
+        # Room for k themes; the schema bounds the output anyway, this bounds a looping model.
+        return self.max_tokens or 30 + k * self.budget.tokens_per_theme

@@ -1,0 +1,95 @@
+"""Cold page builds on the local model: wall time, per-stage tokens, llm vs fallback placements.
+
+Run: ``python benchmarks/bench_local_build.py [--users demo-1,demo-2] [--instacart 3]``
+``[--profile compact|rich]``
+
+Every build is cold (``cache=None``); the model is loaded and warmed once first.
+``--profile rich`` runs the generators with the HTTP-model defaults (the named
+baseline); ``compact`` (the default for local models) is what ``Storefront``
+wires for ``LocalLLM``. Prints per-build lines and median/p95 of the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any, cast
+
+from storefront_sdk import Catalog, Storefront, demo_users
+from storefront_sdk.generation.llm_keywords import LLMKeywordGenerator
+from storefront_sdk.generation.llm_themes import LLMThemeGenerator, Profile
+from storefront_sdk.llm.outlines import LocalLLM
+from storefront_sdk.types import UserContext
+
+DATA = Path("/work/shared/data/instacart")
+
+
+def _p95(xs: list[float]) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, round(0.95 * (len(s) - 1)))]
+
+
+def run(
+    catalog: Catalog, users: list[UserContext], llm: LocalLLM, profile: Profile | None
+) -> list[float]:
+    kwargs: dict[str, Any] = {}
+    if profile is not None:
+        kwargs = {
+            "theme_generator": LLMThemeGenerator(llm, catalog, cache=None, profile=profile),
+            "keyword_generator": LLMKeywordGenerator(llm, cache=None, profile=profile),
+        }
+    sf = Storefront(catalog, llm=llm, cache=None, **kwargs)
+    walls = []
+    for user in users:
+        t0 = time.perf_counter()
+        page = sf.build(user)
+        wall = time.perf_counter() - t0
+        walls.append(wall)
+        by_source: dict[str, int] = {}
+        for p in page.placements:
+            by_source[p.source] = by_source.get(p.source, 0) + 1
+        parts = []
+        for st in page.trace.stages:
+            if st.stage in ("themes", "keywords") and st.prompt_tokens:
+                parts.append(
+                    f"{st.stage[:2]}{'' if st.placement is None else st.placement}:"
+                    f"{st.duration_ms / 1000:.1f}s/{st.prompt_tokens}p/{st.completion_tokens}c"
+                )
+        print(f"{user.user_id:>10} {wall:6.2f}s placements={len(page.placements)} {by_source}")
+        print("           " + " ".join(parts))
+        for p in page.placements:
+            print(f"             [{p.source}] {p.theme.title!r} kw={p.keywords}")
+    return walls
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--users", default="demo-1,demo-2,demo-3,demo-4,demo-5")
+    ap.add_argument("--instacart", type=int, default=0)
+    ap.add_argument("--profile", default=None)
+    args = ap.parse_args()
+    llm = LocalLLM.default()
+    t0 = time.perf_counter()
+    llm.warm_up()
+    print(f"warm-up {time.perf_counter() - t0:.1f}s")
+    wanted = set(args.users.split(",")) if args.users else set()
+    demo = Catalog.demo()
+    users = [u for u in demo_users() if u.user_id in wanted]
+    profile = cast(Profile | None, args.profile)
+    walls = run(demo, users, llm, profile) if users else []
+    if args.instacart:
+        from storefront_sdk.evaluation import load_instacart_users
+
+        cat = Catalog.from_instacart(DATA)
+        ev = load_instacart_users(DATA, cat)[: args.instacart]
+        walls += run(cat, [e.user for e in ev], llm, profile)
+    print(
+        f"cold builds={len(walls)} median={statistics.median(walls):.2f}s p95={_p95(walls):.2f}s "
+        f"profile={args.profile or 'default'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
