@@ -29,6 +29,7 @@ import email.utils
 import logging
 import os
 import random
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
@@ -67,6 +68,10 @@ ResponseFormat = Literal["json_schema", "json_object", "auto"]
 logger = logging.getLogger("storefront_sdk.llm.http")
 
 _API_KEY_ENV = ("STOREFRONT_LLM_API_KEY", "OPENAI_API_KEY")
+_POOL_SHARD = 16
+"""Most connections per httpx pool. httpcore's pool does O(connections^2) bookkeeping per
+request (encode/httpcore#1035): 128 connections in one pool cost ~80 ms of CPU per page
+in ``build_many``; the async side splits ``max_connections`` into pools of this size."""
 _REASK = (
     "Your previous answer was rejected: {error}. "
     "Answer again with JSON only, matching the required schema exactly."
@@ -177,8 +182,11 @@ class OpenAICompatibleLLM(LLM):
         # "auto" resolves to the first format the server accepted; None until then.
         self._detected_format: Literal["json_schema", "json_object"] | None = None
         self._client: httpx.Client | None = None
-        self._aclient: httpx.AsyncClient | None = None
+        # Async pools (see _POOL_SHARD) for one event loop, and the calls each is serving.
+        self._aclients: list[httpx.AsyncClient] = []
+        self._aclient_load: list[int] = []
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        self._ssl: ssl.SSLContext | None = None  # shared by every client: CA bundle loaded once
         self._lock = threading.Lock()
 
     @classmethod
@@ -221,10 +229,15 @@ class OpenAICompatibleLLM(LLM):
             headers["Authorization"] = f"Bearer {self._api_key.reveal()}"
         return headers
 
-    def _limits(self) -> httpx.Limits:
-        return httpx.Limits(
-            max_connections=self.max_connections, max_keepalive_connections=self.max_connections
-        )
+    def _limits(self, connections: int | None = None) -> httpx.Limits:
+        n = connections or self.max_connections
+        return httpx.Limits(max_connections=n, max_keepalive_connections=n)
+
+    def _verify(self) -> ssl.SSLContext:
+        """A shared SSL context: loading the CA bundle costs ~40 ms per client otherwise."""
+        if self._ssl is None:
+            self._ssl = httpx.create_ssl_context()
+        return self._ssl
 
     def _sync_client(self) -> httpx.Client:
         with self._lock:
@@ -235,24 +248,43 @@ class OpenAICompatibleLLM(LLM):
                     timeout=self.timeout,
                     limits=self._limits(),
                     transport=self._transport,
+                    verify=self._verify() if self._transport is None else True,
                 )
             return self._client
 
-    def _async_client(self) -> httpx.AsyncClient:
-        # An AsyncClient's pooled connections belong to one event loop: a new
-        # loop (e.g. a second asyncio.run) gets its own client.
+    def _async_client(self) -> tuple[httpx.AsyncClient, list[int], int]:
+        """The least busy async pool: ``(client, loads, index)``; count the call in ``loads``.
+
+        An AsyncClient's pooled connections belong to one event loop: a new loop
+        (e.g. a second asyncio.run) gets its own pools.
+        """
         loop = asyncio.get_running_loop()
         with self._lock:
-            if self._aclient is None or self._aclient.is_closed or self._aclient_loop is not loop:
-                self._aclient = httpx.AsyncClient(
-                    base_url=self.base_url,
-                    headers=self._headers(),
-                    timeout=self.timeout,
-                    limits=self._limits(),
-                    transport=self._async_transport,
-                )
+            clients = self._aclients
+            if not clients or any(c.is_closed for c in clients) or self._aclient_loop is not loop:
+                clients = self._aclients = self._new_async_clients()
+                self._aclient_load = [0] * len(clients)
                 self._aclient_loop = loop
-            return self._aclient
+            loads = self._aclient_load
+            index = min(range(len(clients)), key=loads.__getitem__)
+            loads[index] += 1
+            return clients[index], loads, index
+
+    def _new_async_clients(self) -> list[httpx.AsyncClient]:
+        # A given transport keeps its own pool: one client. Otherwise pools of <= _POOL_SHARD.
+        shards = 1 if self._async_transport is not None else -(-self.max_connections // _POOL_SHARD)
+        base, extra = divmod(self.max_connections, shards)
+        return [
+            httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=self._headers(),
+                timeout=self.timeout,
+                limits=self._limits(base + (1 if i < extra else 0)),
+                transport=self._async_transport,
+                verify=self._verify() if self._async_transport is None else True,
+            )
+            for i in range(shards)
+        ]
 
     def warm_up(self) -> None:
         """Create the connection pool ahead of the first call."""
@@ -269,8 +301,8 @@ class OpenAICompatibleLLM(LLM):
         """Close both clients."""
         self.close()
         with self._lock:
-            client, self._aclient, self._aclient_loop = self._aclient, None, None
-        if client is not None:
+            clients, self._aclients, self._aclient_loop = self._aclients, [], None
+        for client in clients:
             await client.aclose()
 
     def __enter__(self) -> OpenAICompatibleLLM:
@@ -445,14 +477,17 @@ class OpenAICompatibleLLM(LLM):
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def _aexchange(self, body: dict[str, Any]) -> _Reply | _FormatRejected:
-        client = self._async_client()
-        async for attempt in AsyncRetrying(sleep=self._async_sleep, **self._retry_options()):
-            with attempt:
-                try:
-                    response = await client.post("chat/completions", json=body)
-                except httpx.TransportError as exc:
-                    raise self._transport_error(exc) from None
-                return self._interpret(response, attempt.retry_state.attempt_number)
+        client, loads, index = self._async_client()
+        try:
+            async for attempt in AsyncRetrying(sleep=self._async_sleep, **self._retry_options()):
+                with attempt:
+                    try:
+                        response = await client.post("chat/completions", json=body)
+                    except httpx.TransportError as exc:
+                        raise self._transport_error(exc) from None
+                    return self._interpret(response, attempt.retry_state.attempt_number)
+        finally:
+            loads[index] -= 1
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     def _wait(self, state: RetryCallState) -> float:
