@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -142,9 +142,30 @@ class ObedientLLM(LLM):
                 },
                 {"title": "Juice bar", "description": "Fresh juices.", "concepts": ["juice"]},
             ]
-            raw = json.dumps({"themes": (wanted * 3)[:n]})
+            # A constrained decoder can only emit what the schema allows: fit to its lengths.
+            raw = json.dumps({"themes": [_fit(t, output.json_schema()) for t in (wanted * 3)[:n]]})
         value = output.parse(raw)  # the spec validates, as in every backend
         return LLMResult(value=value, usage=LLMUsage(model_id=self.model_id), raw=raw)
+
+
+def _fit(theme: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Truncate a theme's strings and lists to the theme item schema's bounds."""
+    item = schema["properties"]["themes"]["items"]
+    if "$ref" in item:
+        item = schema["$defs"][item["$ref"].rsplit("/", 1)[-1]]
+    out: dict[str, Any] = {}
+    for key, value in theme.items():
+        prop = item["properties"].get(key)
+        if prop is None:
+            continue
+        if isinstance(value, str):
+            out[key] = value[: prop.get("maxLength", len(value))]
+        else:
+            inner = prop.get("items", {})
+            out[key] = [v[: inner.get("maxLength", len(v))] for v in value][
+                : prop.get("maxItems", len(value))
+            ]
+    return out
 
 
 def _page_texts(page: Page) -> list[str]:
