@@ -4,8 +4,9 @@ Each contract is a small abstract base class with one main method and its
 async twin of identical signature (``generate``/``agenerate``,
 ``retrieve``/``aretrieve``, ``score``/``ascore``, ``rank``/``arank``,
 ``judge``/``ajudge``). Subclasses implement the sync method; the default async
-twin runs it in a worker thread. Components that do I/O (HTTP) override both
-natively.
+twin runs it in a worker thread, or inline when the component says it is cheap
+(``run_inline``: CPU-only work well under a millisecond, where a thread hop
+costs more than it saves). Components that do I/O (HTTP) override both natively.
 
 Rules every component follows (``storefront_sdk.testing`` checks them):
 
@@ -57,6 +58,11 @@ class Component:
     def name(self) -> str:
         return type(self).__name__
 
+    @property
+    def run_inline(self) -> bool:
+        """True when the async twin may call the sync method directly on the event loop."""
+        return False
+
     def warm_up(self) -> None:
         """Load models / build indexes ahead of the first request (optional)."""
 
@@ -73,6 +79,8 @@ class ThemeGenerator(Component, ABC):
         """Themes for ``user``'s page, at most ``n``."""
 
     async def agenerate(self, user: UserContext, n: int) -> list[Theme]:
+        if self.run_inline:
+            return self.generate(user, n)
         return await asyncio.to_thread(self.generate, user, n)
 
 
@@ -92,6 +100,8 @@ class KeywordGenerator(Component, ABC):
     async def agenerate(
         self, theme: Theme, taxonomy: KeywordTaxonomy, user: UserContext, n: int
     ) -> list[str]:
+        if self.run_inline:
+            return self.generate(theme, taxonomy, user, n)
         return await asyncio.to_thread(self.generate, theme, taxonomy, user, n)
 
 
@@ -111,6 +121,8 @@ class Retriever(Component, ABC):
         """Candidates for ``query``, best first."""
 
     async def aretrieve(self, query: RetrievalQuery) -> list[Candidate]:
+        if self.run_inline:
+            return self.retrieve(query)
         return await asyncio.to_thread(self.retrieve, query)
 
 
@@ -127,6 +139,8 @@ class RelevanceFilter(Component, ABC):
         """Relevance of each product to ``theme``, in [0, 1]."""
 
     async def ascore(self, theme: Theme, products: Sequence[Product]) -> list[float]:
+        if self.run_inline:
+            return self.score(theme, products)
         return await asyncio.to_thread(self.score, theme, products)
 
 
@@ -146,6 +160,8 @@ class Ranker(Component, ABC):
     async def arank(
         self, user: UserContext, theme: Theme, candidates: Sequence[ScoredProduct]
     ) -> list[ScoredProduct]:
+        if self.run_inline:
+            return self.rank(user, theme, candidates)
         return await asyncio.to_thread(self.rank, user, theme, candidates)
 
 

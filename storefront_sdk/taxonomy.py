@@ -110,6 +110,11 @@ class KeywordTaxonomy:
         return hashlib.sha256("\n".join(self._keywords).encode()).hexdigest()[:16]
 
     # -- shortlisting ----------------------------------------------------------------
+    @property
+    def is_warm(self) -> bool:
+        """Whether the similarity index is fitted (shortlists then cost a millisecond or two)."""
+        return self._word is not None
+
     def warm_up(self) -> None:
         """Fit the similarity index (done lazily on the first shortlist otherwise)."""
         if self._word is not None:

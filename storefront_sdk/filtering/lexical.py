@@ -54,6 +54,10 @@ class LexicalRelevanceFilter(RelevanceFilter):
         self._vocab: dict[str, int] = {}
         self._idf: Any = None
 
+    @property
+    def run_inline(self) -> bool:
+        return self._vec is not None  # cheap once fitted; the fit itself goes to a thread
+
     def warm_up(self) -> None:
         if self._vec is not None:
             return

@@ -54,6 +54,10 @@ class HistoryThemeGenerator(ThemeGenerator):
 
     source = "history"
 
+    @property
+    def run_inline(self) -> bool:
+        return True
+
     def __init__(
         self,
         catalog: Catalog,

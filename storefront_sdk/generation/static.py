@@ -60,6 +60,10 @@ class StaticThemeGenerator(ThemeGenerator):
 
     source = "static"
 
+    @property
+    def run_inline(self) -> bool:
+        return True
+
     def __init__(self, themes: Sequence[Theme] | None = None) -> None:
         self.themes: tuple[Theme, ...] = (
             tuple(themes) if themes is not None else DEFAULT_STATIC_THEMES

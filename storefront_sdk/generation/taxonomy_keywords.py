@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from ..interfaces import KeywordGenerator
 from ..taxonomy import KeywordTaxonomy
 from ..text import tokenize
@@ -39,3 +41,10 @@ class TaxonomyKeywordGenerator(KeywordGenerator):
             if len(chosen) >= n:
                 break
         return chosen
+
+    async def agenerate(
+        self, theme: Theme, taxonomy: KeywordTaxonomy, user: UserContext, n: int
+    ) -> list[str]:
+        if taxonomy.is_warm:  # a memoised or sub-millisecond shortlist: no thread hop
+            return self.generate(theme, taxonomy, user, n)
+        return await asyncio.to_thread(self.generate, theme, taxonomy, user, n)

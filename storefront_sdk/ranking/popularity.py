@@ -26,6 +26,10 @@ def _sorted(items: list[ScoredProduct]) -> list[ScoredProduct]:
 class PopularityRanker(Ranker):
     """Most popular first (``log1p(popularity)``): the classic non-personalised ranker."""
 
+    @property
+    def run_inline(self) -> bool:
+        return True
+
     def rank(
         self, user: UserContext, theme: Theme, candidates: Sequence[ScoredProduct]
     ) -> list[ScoredProduct]:
@@ -72,6 +76,10 @@ class FusionRanker(Ranker):
             )
         self.user_model = user_model
         self._last: tuple[UserContext, dict[str, float]] | None = None
+
+    @property
+    def run_inline(self) -> bool:
+        return self.user_model is None  # your model may be slow: it gets a worker thread
 
     def _affinity(self, user: UserContext) -> dict[str, float]:
         """Purchase affinity, computed once per user object (a build ranks 8+ placements)."""

@@ -14,7 +14,6 @@ round-robin so every keyword contributes (see ``docs/retrieval.md``).
 
 from __future__ import annotations
 
-import asyncio
 import math
 import threading
 from collections import OrderedDict
@@ -391,11 +390,10 @@ class BM25Retriever(Retriever):
             return None
         return _Filter(dept_key, dept_ok, excluded)
 
-    async def aretrieve(self, query: RetrievalQuery) -> list[Candidate]:
+    @property
+    def run_inline(self) -> bool:
         """Inline once warm (a query takes well under a millisecond); in a thread while cold."""
-        if self._index is None:
-            return await asyncio.to_thread(self.retrieve, query)
-        return self.retrieve(query)
+        return self._index is not None
 
 
 @dataclass(frozen=True)
