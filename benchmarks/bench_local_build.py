@@ -24,6 +24,7 @@ from storefront_sdk.llm.outlines import LocalLLM
 from storefront_sdk.types import UserContext
 
 DATA = Path("/work/shared/data/instacart")
+THEME_EXAMPLES = True
 
 
 def _p95(xs: list[float]) -> float:
@@ -35,10 +36,12 @@ def run(
     catalog: Catalog, users: list[UserContext], llm: LocalLLM, profile: Profile | None
 ) -> list[float]:
     kwargs: dict[str, Any] = {}
-    if profile is not None:
+    if profile is not None or not THEME_EXAMPLES:
         kwargs = {
-            "theme_generator": LLMThemeGenerator(llm, catalog, cache=None, profile=profile),
-            "keyword_generator": LLMKeywordGenerator(llm, cache=None, profile=profile),
+            "theme_generator": LLMThemeGenerator(
+                llm, catalog, cache=None, profile=profile or "auto", few_shot=THEME_EXAMPLES
+            ),
+            "keyword_generator": LLMKeywordGenerator(llm, cache=None, profile=profile or "auto"),
         }
     sf = Storefront(catalog, llm=llm, cache=None, **kwargs)
     walls = []
@@ -64,16 +67,43 @@ def run(
     return walls
 
 
+def raw_speed(llm: LocalLLM) -> tuple[float, float]:
+    """The named baseline: raw llama.cpp prompt and generation tokens/s on this machine, now."""
+    llama = llm.llama
+    tokens = llama.tokenize(("Fresh fruit and yogurt for breakfast. " * 60).encode())[:300]
+    llama.reset()
+    t0 = time.perf_counter()
+    llama.eval(tokens)
+    prefill = len(tokens) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    out = llama.create_completion("Once upon a time", max_tokens=64, temperature=0.0)
+    gen = out["usage"]["completion_tokens"] / (time.perf_counter() - t0)
+    llama.reset()
+    return prefill, gen
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--users", default="demo-1,demo-2,demo-3,demo-4,demo-5")
     ap.add_argument("--instacart", type=int, default=0)
     ap.add_argument("--profile", default=None)
+    ap.add_argument("--no-theme-examples", action="store_true", help="themes without few-shot")
+    ap.add_argument(
+        "--reuse-prefix",
+        action="store_true",
+        help="projection: keep llama.cpp's evaluated prompt between calls (Outlines resets it)",
+    )
     args = ap.parse_args()
+    global THEME_EXAMPLES
+    THEME_EXAMPLES = not args.no_theme_examples
     llm = LocalLLM.default()
+    if args.reuse_prefix:
+        llm.llama.reset = lambda: None  # llama.cpp then reuses the longest common prefix
     t0 = time.perf_counter()
     llm.warm_up()
     print(f"warm-up {time.perf_counter() - t0:.1f}s")
+    prefill, gen = raw_speed(llm)
+    print(f"raw llama.cpp: prompt {prefill:.0f} tok/s, generation {gen:.0f} tok/s")
     wanted = set(args.users.split(",")) if args.users else set()
     demo = Catalog.demo()
     users = [u for u in demo_users() if u.user_id in wanted]
@@ -85,9 +115,12 @@ def main() -> None:
         cat = Catalog.from_instacart(DATA)
         ev = load_instacart_users(DATA, cat)[: args.instacart]
         walls += run(cat, [e.user for e in ev], llm, profile)
+    after = raw_speed(llm)
+    print(f"raw llama.cpp after: prompt {after[0]:.0f} tok/s, generation {after[1]:.0f} tok/s")
     print(
         f"cold builds={len(walls)} median={statistics.median(walls):.2f}s p95={_p95(walls):.2f}s "
-        f"profile={args.profile or 'default'}"
+        f"profile={args.profile or 'default'} theme_examples={THEME_EXAMPLES} "
+        f"reuse_prefix={args.reuse_prefix}"
     )
 
 

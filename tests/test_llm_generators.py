@@ -694,6 +694,7 @@ def test_local_model_themes_are_schema_valid_and_cached(
 ) -> None:
     cache = GenerationCache(tmp_path)
     gen = LLMThemeGenerator(local_llm, instacart_catalog, cache=cache, max_history_items=20)
+    assert gen.profile == "compact"  # an in-process model
     user = instacart_shoppers[0]
     first, second = Trace(), Trace()
     with stage(first, "themes"):
@@ -706,11 +707,12 @@ def test_local_model_themes_are_schema_valid_and_cached(
     assert rec.cache_hit is False and rec.completion_tokens and rec.model_id == local_llm.model_id
     # Whatever the model wrote, the constrained output validated against the closed schema.
     (key,) = [k for k in cache._open() if k.startswith("themes/")]
-    theme_list_model(3).model_validate(cache.get(key))
+    theme_list_model(3, compact=True).model_validate(cache.get(key))
+    assert rec.details["profile"] == "compact"
     if themes:
         assert themes[0].title == "Buy it again"
         for t in themes[1:]:
-            assert t.source == "llm" and 3 <= len(t.title) <= 60 and 1 <= len(t.concepts) <= 5
+            assert t.source == "llm" and 3 <= len(t.title) <= 40 and 1 <= len(t.concepts) <= 3
     with stage(second, "themes"):
         try:
             again = gen.generate(user, 4)
@@ -736,7 +738,8 @@ def test_local_model_keywords_are_all_in_the_taxonomy(
         *HistoryThemeGenerator(instacart_catalog).generate(user, 2),
         Theme(title="Weekend brunch", concepts=["eggs", "bagels", "orange juice"], source="llm"),
     ]
-    gen = LLMKeywordGenerator(local_llm, cache=GenerationCache(tmp_path))
+    # exact_shortcut=0: the model chooses for every theme (compact profile otherwise)
+    gen = LLMKeywordGenerator(local_llm, cache=GenerationCache(tmp_path), exact_shortcut=0)
     emitted: list[str] = []
     for theme in themes:
         keywords = gen.generate(theme, taxonomy, user, 5)
