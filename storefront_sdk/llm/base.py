@@ -16,11 +16,14 @@ APIs consume), how to parse and validate raw model text, and a stable ``key``
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
 import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Generic, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -92,9 +95,9 @@ class OutputSpec(ABC, Generic[T]):
     def parse(self, text: str) -> T:
         """Parse and validate raw model text; raise ``OutputValidationError``."""
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """A stable identity of the constraint (schema hash)."""
+        """A stable identity of the constraint (schema hash); computed once per spec."""
         return _stable_hash(self.json_schema())
 
     def _load_json(self, text: str) -> Any:
@@ -111,7 +114,7 @@ class Structured(OutputSpec[M]):
     model: type[M]
 
     def json_schema(self) -> dict[str, Any]:
-        return self.model.model_json_schema()
+        return copy.deepcopy(_model_schema(self.model))  # callers may edit their copy
 
     def parse(self, text: str) -> M:
         try:
@@ -193,6 +196,12 @@ class MultiChoice(OutputSpec[list[str]]):
                 f"expected at least {self.min_items} distinct items, got {len(out)}", raw=text
             )
         return out[: self.max_items]
+
+
+@functools.lru_cache(maxsize=256)
+def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    # pydantic rebuilds the schema on every call (~1 ms); models are immutable classes.
+    return model.model_json_schema()
 
 
 def as_output(spec: Any) -> OutputSpec[Any]:

@@ -21,6 +21,7 @@ backends are imported when a model is first used.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -588,11 +589,7 @@ class LocalLLM(OutlinesLLM):
     def fingerprint(self) -> str:
         if self.model_path is not None:
             return f"{self.model_id}:{self.model_path.name}"
-        try:
-            version = importlib.metadata.version(_SMOLLM2_DIST)
-        except importlib.metadata.PackageNotFoundError:
-            version = "missing"
-        return f"{self.model_id}@{_SMOLLM2_DIST}=={version}"
+        return f"{self.model_id}@{_SMOLLM2_DIST}=={_dist_version(_SMOLLM2_DIST)}"
 
     @property
     def llama(self) -> Any:
@@ -631,3 +628,12 @@ class LocalLLM(OutlinesLLM):
             raise FatalBackendError(f"cannot load {path}: {type(exc).__name__}: {exc}") from exc
         with _quiet_llama_cpp():
             return outlines.from_llamacpp(self._llama)
+
+
+@functools.lru_cache(maxsize=8)
+def _dist_version(dist: str) -> str:
+    """An installed distribution's version (read once: it is part of every cache key)."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "missing"
