@@ -48,15 +48,18 @@ class KeywordBudget:
     """Top up to ``n`` with the best remaining shortlist keywords."""
     describe: bool
     """Show the theme's description in the prompt."""
+    few_shot: bool
+    """Include the worked example (the compact one costs ~70 prompt tokens per call
+    unless the backend reuses the evaluated prefix; measured: same picks without it)."""
     exact_shortcut: int | None
     """When at least this many of the theme's title and concepts are taxonomy keywords
     themselves, return them (then the shortlist) without a model call. None: always ask."""
 
 
 KEYWORD_BUDGETS: dict[str, KeywordBudget] = {
-    "rich": KeywordBudget("keywords-v1", 100, None, False, True, None),
-    # measured on 2 cores: ~200 prompt and ~17 output tokens per placement (was ~540 / ~28)
-    "compact": KeywordBudget("keywords-compact-v1", 16, 3, True, False, 2),
+    "rich": KeywordBudget("keywords-v1", 100, None, False, True, True, None),
+    # measured on 2 cores: ~125 prompt and ~18 output tokens per placement (was ~540 / ~30)
+    "compact": KeywordBudget("keywords-compact-v1", 16, 3, True, False, False, 2),
 }
 
 
@@ -65,8 +68,8 @@ class LLMKeywordGenerator(KeywordGenerator):
 
     ``profile`` sets the cost knobs (:data:`KEYWORD_BUDGETS`; ``auto`` is
     ``compact`` for in-process models); explicit ``shortlist_size``,
-    ``prompt_version``, ``max_model_keywords``, ``fill`` and ``exact_shortcut``
-    override it (``exact_shortcut=0`` disables the shortcut).
+    ``prompt_version``, ``max_model_keywords``, ``fill``, ``few_shot`` and
+    ``exact_shortcut`` override it (``exact_shortcut=0`` disables the shortcut).
     """
 
     def __init__(
@@ -80,7 +83,7 @@ class LLMKeywordGenerator(KeywordGenerator):
         max_model_keywords: int | None = None,
         fill: bool | None = None,
         exact_shortcut: int | None = None,
-        few_shot: bool = True,
+        few_shot: bool | None = None,
         temperature: float | None = None,
     ) -> None:
         self.llm = llm
@@ -96,7 +99,7 @@ class LLMKeywordGenerator(KeywordGenerator):
         self.fill = budget.fill if fill is None else fill
         shortcut = budget.exact_shortcut if exact_shortcut is None else exact_shortcut
         self.exact_shortcut = shortcut or None
-        self.few_shot = few_shot
+        self.few_shot = budget.few_shot if few_shot is None else few_shot
         self.temperature = temperature
 
     def warm_up(self) -> None:
