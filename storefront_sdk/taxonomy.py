@@ -14,6 +14,7 @@ import hashlib
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -104,7 +105,7 @@ class KeywordTaxonomy:
         norm = normalize(keyword)
         return norm if norm in self._index else None
 
-    @property
+    @cached_property
     def version(self) -> str:
         """A fingerprint of the vocabulary (part of generation cache keys)."""
         return hashlib.sha256("\n".join(self._keywords).encode()).hexdigest()[:16]

@@ -155,7 +155,7 @@ class LLMKeywordGenerator(KeywordGenerator):
 
     def _plan(
         self, theme: Theme, taxonomy: KeywordTaxonomy, n: int
-    ) -> tuple[list[str], MultiChoice, list[ChatMessage], str | None]:
+    ) -> tuple[list[str], MultiChoice, str | None]:
         shortlist = self.shortlist(theme, taxonomy)
         if not shortlist:
             raise OutputValidationError(
@@ -185,7 +185,7 @@ class LLMKeywordGenerator(KeywordGenerator):
                 describe=self.budget.describe,
                 temperature=self.temperature,
             )
-        return shortlist, spec, self.messages(theme, shortlist, spec.max_items), key
+        return shortlist, spec, key
 
     def _cached(self, key: str | None, shortlist: list[str]) -> list[str] | None:
         if self.cache is None or key is None:
@@ -237,12 +237,15 @@ class LLMKeywordGenerator(KeywordGenerator):
         exact = self.exact_keywords(theme, taxonomy, n)
         if exact is not None:
             return exact
-        shortlist, spec, messages, key = self._plan(theme, taxonomy, n)
+        shortlist, spec, key = self._plan(theme, taxonomy, n)
         items = self._cached(key, shortlist)
         if items is None:
             before = stage_tokens()
             result = self.llm.generate(
-                messages, spec, max_tokens=self._max_tokens(spec), temperature=self.temperature
+                self.messages(theme, shortlist, spec.max_items),
+                spec,
+                max_tokens=self._max_tokens(spec),
+                temperature=self.temperature,
             )
             record_usage(result, before)
             items = self._store(key, result)
@@ -256,12 +259,15 @@ class LLMKeywordGenerator(KeywordGenerator):
         exact = self.exact_keywords(theme, taxonomy, n)
         if exact is not None:
             return exact
-        shortlist, spec, messages, key = self._plan(theme, taxonomy, n)
+        shortlist, spec, key = self._plan(theme, taxonomy, n)
         items = self._cached(key, shortlist)
         if items is None:
             before = stage_tokens()
             result = await self.llm.agenerate(
-                messages, spec, max_tokens=self._max_tokens(spec), temperature=self.temperature
+                self.messages(theme, shortlist, spec.max_items),
+                spec,
+                max_tokens=self._max_tokens(spec),
+                temperature=self.temperature,
             )
             record_usage(result, before)
             items = self._store(key, result)

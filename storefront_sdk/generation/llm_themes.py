@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
@@ -241,9 +241,14 @@ class _Plan:
     buy_again: Theme | None
     k: int
     season: str
-    messages: list[ChatMessage]
+    render: Callable[[], list[ChatMessage]]
     spec: Structured[BaseModel]
     key: str | None
+
+    @cached_property
+    def messages(self) -> list[ChatMessage]:
+        """The prompt, rendered only when the model is actually called (not on a cache hit)."""
+        return self.render()
 
 
 class LLMThemeGenerator(ThemeGenerator):
@@ -411,7 +416,7 @@ class LLMThemeGenerator(ThemeGenerator):
             theme_list_model(max(k, 1), self.budget.compact_schema)
         )
         key = self.cache_key(user, k, season=season, spec_key=spec.key) if k > 0 else None
-        return _Plan(buy_again, k, season, self.messages(user, k, season=season), spec, key)
+        return _Plan(buy_again, k, season, lambda: self.messages(user, k, season=season), spec, key)
 
     def _cached(self, plan: _Plan) -> list[ThemeDraft | CompactThemeDraft] | None:
         if self.cache is None or plan.key is None:
