@@ -20,7 +20,7 @@ import asyncio
 import functools
 import math
 import time
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -348,21 +348,40 @@ class Storefront:
             trace.add_event("fallback", f"{gen.name} failed: {_reason(exc)}", stage="themes")
             return []
 
-    def _theme_rejected(self, theme: Theme, user: UserContext, trace: Trace, slot: int) -> bool:
+    def _gate_rejects(
+        self,
+        trace: Trace,
+        slot: int,
+        level: str,
+        subject: str,
+        check: Callable[[Gate], str | None],
+        **data: Any,
+    ) -> bool:
+        """Run ``check`` through the gates; record and return True at the first rejection."""
         for gate in self.gates:
-            why = gate.check_theme(theme, user)
+            why = check(gate)
             if why:
                 trace.add_event(
                     "gate",
-                    f"theme {theme.title!r} rejected: {why}",
+                    f"{level} {subject} rejected: {why}",
                     placement=slot,
                     gate=gate.name,
                     reason=why,
-                    level="theme",
-                    title=theme.title,
+                    level=level,
+                    **data,
                 )
                 return True
         return False
+
+    def _theme_rejected(self, theme: Theme, user: UserContext, trace: Trace, slot: int) -> bool:
+        return self._gate_rejects(
+            trace,
+            slot,
+            "theme",
+            repr(theme.title),
+            lambda g: g.check_theme(theme, user),
+            title=theme.title,
+        )
 
     def _placement_steps(
         self, slot: int, theme: Theme, source: PlacementSource, user: UserContext, trace: Trace
@@ -503,40 +522,25 @@ class Storefront:
     def _product_rejected(
         self, product: Product, theme: Theme, user: UserContext, trace: Trace, slot: int
     ) -> bool:
-        for gate in self.gates:
-            why = gate.check_product(product, theme, user)
-            if why:
-                trace.add_event(
-                    "gate",
-                    f"product {product.id} rejected: {why}",
-                    placement=slot,
-                    gate=gate.name,
-                    reason=why,
-                    level="product",
-                    product_id=product.id,
-                )
-                return True
-        return False
+        return self._gate_rejects(
+            trace,
+            slot,
+            "product",
+            product.id,
+            lambda g: g.check_product(product, theme, user),
+            product_id=product.id,
+        )
 
     def _keyword_gates(
         self, keywords: list[str], theme: Theme, user: UserContext, trace: Trace, slot: int
     ) -> list[str]:
         kept: list[str] = []
         for kw in keywords:
-            for gate in self.gates:
-                why = gate.check_keyword(kw, theme, user)
-                if why:
-                    trace.add_event(
-                        "gate",
-                        f"keyword {kw!r} rejected: {why}",
-                        placement=slot,
-                        gate=gate.name,
-                        reason=why,
-                        level="keyword",
-                        keyword=kw,
-                    )
-                    break
-            else:
+
+            def check(g: Gate, kw: str = kw) -> str | None:
+                return g.check_keyword(kw, theme, user)
+
+            if not self._gate_rejects(trace, slot, "keyword", repr(kw), check, keyword=kw):
                 kept.append(kw)
         return kept
 
@@ -623,19 +627,15 @@ class Storefront:
         placement = Placement.model_construct(
             theme=draft.theme, keywords=draft.keywords, products=items, source=draft.source
         )
-        for gate in self.gates:
-            why = gate.check_placement(placement, accepted, user)
-            if why:
-                trace.add_event(
-                    "gate",
-                    f"placement {draft.theme.title!r} rejected: {why}",
-                    placement=draft.slot,
-                    gate=gate.name,
-                    reason=why,
-                    level="placement",
-                    title=draft.theme.title,
-                )
-                return None
+        if self._gate_rejects(
+            trace,
+            draft.slot,
+            "placement",
+            repr(draft.theme.title),
+            lambda g: g.check_placement(placement, accepted, user),
+            title=draft.theme.title,
+        ):
+            return None
         return placement
 
     def _clean_user(self, user: UserContext, trace: Trace) -> UserContext:
