@@ -175,7 +175,12 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def stub_server(
-    *, latency: float, failure_rate: float, seed: int, in_process: bool = False
+    *,
+    latency: float,
+    failure_rate: float,
+    seed: int,
+    in_process: bool = False,
+    choices: str = "random",
 ) -> Iterator[Stub]:
     """The stub in a child process (default) or, with ``in_process``, on a thread here."""
     if not in_process:
@@ -183,6 +188,7 @@ def stub_server(
         cmd = [
             sys.executable, "-m", "storefront_sdk.llm.stub_server", "--port", str(port),
             "--latency", str(latency), "--failure-rate", str(failure_rate), "--seed", str(seed),
+            "--choices", choices,
         ]  # fmt: skip
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -200,7 +206,9 @@ def stub_server(
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(timeout=10)
-    with StubOpenAIServer(latency=latency, failure_rate=failure_rate, seed=seed) as srv:
+    with StubOpenAIServer(
+        latency=latency, failure_rate=failure_rate, seed=seed, choices=choices
+    ) as srv:
         yield Stub(srv.base_url, "in process (thread)", srv)
 
 
@@ -238,10 +246,15 @@ def _run(
     max_connections: int,
     in_process: bool,
     client: dict[str, Any],
+    choices: str = "random",
     profile: bool = False,
 ) -> RunResult:
     with stub_server(
-        latency=latency, failure_rate=failure_rate, seed=seed, in_process=in_process
+        latency=latency,
+        failure_rate=failure_rate,
+        seed=seed,
+        in_process=in_process,
+        choices=choices,
     ) as stub:
         llm = TimedLLM(
             stub.base_url,
@@ -306,6 +319,7 @@ def run_http_section(
     max_connections: int | None = None,
     in_process: bool = False,
     profile: bool = False,
+    choices: str = "random",
 ) -> dict[str, Any]:
     """Run one section (``throughput`` or ``failures``), print its figures, return them."""
     if kind not in HTTP_SECTIONS:
@@ -325,7 +339,7 @@ def run_http_section(
         res = _run(
             catalog, the_users, concurrency=concurrency, latency=latency, failure_rate=rate,
             seed=seed, max_connections=conns, in_process=in_process, client=client,
-            profile=profile,
+            profile=profile, choices=choices,
         )  # fmt: skip
     pages = res.pages
     rounds = [page_rounds(p) for p in pages]
@@ -458,6 +472,12 @@ def add_http_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-process", action="store_true", help="stub on a thread, not a process")
     parser.add_argument("--profile", action="store_true", help="cProfile the throughput run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--choices",
+        choices=("random", "first"),
+        default="random",
+        help="stub enum picks: random, or the first (best-ranked) options like a capable model",
+    )
 
 
 def main_http(args: argparse.Namespace | None = None) -> dict[str, dict[str, Any]]:
@@ -475,6 +495,7 @@ def main_http(args: argparse.Namespace | None = None) -> dict[str, dict[str, Any
             seed=getattr(args, "seed", 0),
             max_connections=getattr(args, "max_connections", None),
             in_process=getattr(args, "in_process", False),
+            choices=getattr(args, "choices", "random"),
             profile=getattr(args, "profile", False) and kind == "throughput",
         )
     return figures

@@ -55,7 +55,11 @@ _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 def sample_from_schema(
-    schema: dict[str, Any], rng: random.Random, words: Sequence[str] = ()
+    schema: dict[str, Any],
+    rng: random.Random,
+    words: Sequence[str] = (),
+    *,
+    choices: str = "random",
 ) -> Any:
     """A value that satisfies a (reasonable) JSON schema.
 
@@ -63,17 +67,24 @@ def sample_from_schema(
     prompt's words), arrays respect ``minItems``/``maxItems`` (distinct picks
     from enum items), objects fill their required properties, ``$ref`` into
     ``$defs`` is followed. Unsupported keywords (``pattern``, ``format``) are
-    ignored.
+    ignored. ``choices="first"`` picks the first options of every enum instead
+    of random ones: a stand-in for a model that takes the best of a list ranked
+    best first (the SDK's keyword shortlists are).
     """
+    if choices not in ("random", "first"):
+        raise ConfigurationError(f"choices must be 'random' or 'first', got {choices!r}")
     pool = tuple(words) if len(words) >= 6 else tuple(words) + _FALLBACK_WORDS
-    return _Sampler(schema, rng, pool).sample(schema, "")
+    return _Sampler(schema, rng, pool, first=choices == "first").sample(schema, "")
 
 
 class _Sampler:
-    def __init__(self, root: dict[str, Any], rng: random.Random, words: tuple[str, ...]) -> None:
+    def __init__(
+        self, root: dict[str, Any], rng: random.Random, words: tuple[str, ...], first: bool = False
+    ) -> None:
         self.root = root
         self.rng = rng
         self.words = words
+        self.first = first
 
     def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
         seen = 0
@@ -93,7 +104,7 @@ class _Sampler:
         if "const" in schema:
             return schema["const"]
         if "enum" in schema:
-            return self.rng.choice(list(schema["enum"]))
+            return schema["enum"][0] if self.first else self.rng.choice(list(schema["enum"]))
         for combo in ("anyOf", "oneOf", "allOf"):
             if combo in schema:
                 options = [self.resolve(s) for s in schema[combo]]
@@ -143,6 +154,8 @@ class _Sampler:
         items = self.resolve(schema.get("items", {}))
         if "enum" in items:
             options = list(dict.fromkeys(items["enum"]))
+            if self.first:
+                return options[: min(hi, len(options))]
             return self.rng.sample(options, min(n, len(options)))
         out: list[Any] = []
         for _ in range(n * 4):
@@ -279,6 +292,7 @@ class StubOpenAIServer:
         response_formats: Collection[str] = ("json_schema", "json_object"),
         api_key: str | None = None,
         model: str = "stub-model",
+        choices: str = "random",
     ) -> None:
         unknown = set(failures) - set(FAILURE_KINDS)
         if unknown:
@@ -288,6 +302,7 @@ class StubOpenAIServer:
         if not 0.0 <= failure_rate <= 1.0:
             raise ConfigurationError("failure_rate must be within [0, 1]")
         self.responder = responder
+        self.choices = choices
         self.latency = latency
         self.failure_rate = failure_rate
         self.failures = tuple(k for k in FAILURE_KINDS if k in set(failures))
@@ -413,7 +428,7 @@ class StubOpenAIServer:
         words = _prompt_words(body.get("messages"))
         if schema is None:
             return " ".join(rng.choice(words or list(_FALLBACK_WORDS)) for _ in range(8))
-        return json.dumps(sample_from_schema(schema, rng, words))
+        return json.dumps(sample_from_schema(schema, rng, words, choices=self.choices))
 
     def _completion(self, body: dict[str, Any], content: str, number: int) -> dict[str, Any]:
         prompt = sum(
@@ -452,6 +467,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--failure-rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--choices",
+        choices=("random", "first"),
+        default="random",
+        help="enum picks: random, or the first options (a model taking the best of a ranked list)",
+    )
+    parser.add_argument(
         "--json-object-only", action="store_true", help="reject json_schema like llama.cpp"
     )
     args = parser.parse_args(argv)
@@ -461,6 +482,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         failure_rate=args.failure_rate,
         seed=args.seed,
         response_formats=formats,
+        choices=args.choices,
     )
     with stub.start(args.port):
         print(f"stub OpenAI-compatible server on {stub.base_url} (Ctrl-C stops)", flush=True)
