@@ -19,11 +19,13 @@ __all__ = ["MARKETING_WORDS", "LexicalRelevanceFilter"]
 MARKETING_WORDS = frozenset(
     tokenize(
         "fresh organic natural original classic premium select favorite favourite style "
-        "simply pure real homestyle traditional gourmet artisan best great"
+        "simply pure real homestyle traditional gourmet artisan best great "
+        "food item product variety assorted"
     )
 )
-"""Words that describe how a product is sold, not what it is: a theme's "fresh" must not
-vouch for "Fresh Scent Dishwasher Cleaner". Ignored on the theme side."""
+"""Words that describe how a product is sold, or nothing at all, not what it is: a theme's
+"fresh" must not vouch for "Fresh Scent Dishwasher Cleaner", nor "food" for dog food.
+Ignored on the theme side."""
 
 
 class LexicalRelevanceFilter(RelevanceFilter):
