@@ -69,6 +69,11 @@ class StorefrontConfig(BaseModel):
     )
     dedupe_products: bool = Field(default=True, description="a product appears once per page")
     max_rounds: int = Field(default=4, ge=1, description="refill rounds after drops")
+    baseline_keywords_for_baseline_themes: bool = Field(
+        default=True,
+        description="themes from the history/static baselines get the taxonomy baseline's "
+        "keywords (no model call); only generated themes go to the keyword generator",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> StorefrontConfig:
@@ -432,6 +437,15 @@ class Storefront:
         n = self.config.keywords_per_placement
         args = (theme, self.taxonomy, user, n)
         reason: str | None = None
+        if (
+            self.config.baseline_keywords_for_baseline_themes
+            and theme.source in ("history", "static")
+            and self.keyword_generator is not self.fallback_keyword_generator
+        ):
+            # A baseline theme names catalog aisles already: the baseline picks its keywords
+            # without spending a model round (not a failure, so not traced as a fallback).
+            keywords = yield from self._fallback_keywords(slot, theme, user, trace, None)
+            return keywords, True
         try:
             raw, rec = yield _Call("keywords", self.keyword_generator, "generate", args, slot)
             keywords = _validated(rec, self._in_taxonomy, raw, trace, slot)
@@ -449,7 +463,7 @@ class Storefront:
         return keywords, True
 
     def _fallback_keywords(
-        self, slot: int, theme: Theme, user: UserContext, trace: Trace, reason: str
+        self, slot: int, theme: Theme, user: UserContext, trace: Trace, reason: str | None
     ) -> _Steps:
         n = self.config.keywords_per_placement
         args = (theme, self.taxonomy, user, n)

@@ -179,12 +179,27 @@ def test_theme_generator_failure_falls_back(demo_catalog: Catalog) -> None:
 
 def test_keyword_failures_fall_back_to_the_taxonomy_baseline(demo_catalog: Catalog) -> None:
     for gen in (ExplodingKeywords(), OffTaxonomyKeywords()):
-        sf = Storefront(demo_catalog, llm=None, keyword_generator=gen)
+        # History themes normally skip the keyword generator; ask it anyway, to see it fail.
+        sf = Storefront(
+            demo_catalog,
+            llm=None,
+            keyword_generator=gen,
+            baseline_keywords_for_baseline_themes=False,
+        )
         page = sf.build(demo_user("demo-2"))
         assert len(page.placements) >= 6
         assert all(kw in sf.taxonomy for pl in page.placements for kw in pl.keywords)
         assert any(s.fallback_reason for s in page.trace.stages_of("keywords"))
     assert page.trace.events_of("keyword_not_in_taxonomy")
+
+
+def test_baseline_themes_skip_the_keyword_generator(demo_catalog: Catalog) -> None:
+    sf = Storefront(demo_catalog, llm=None, keyword_generator=ExplodingKeywords())
+    page = sf.build(demo_user("demo-2"))
+    assert len(page.placements) >= 6
+    kw_stages = page.trace.stages_of("keywords")
+    assert kw_stages and all(s.component == "TaxonomyKeywordGenerator" for s in kw_stages)
+    assert not any(s.error for s in kw_stages)
 
 
 def test_broken_filter_and_ranker_are_contained(demo_catalog: Catalog) -> None:
