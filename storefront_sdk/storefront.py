@@ -197,7 +197,12 @@ class Storefront:
             for g in fallback_theme_generators
         ]
         self.fallback_keyword_generator = TaxonomyKeywordGenerator()
-        self._fallback_filter = LexicalRelevanceFilter(catalog)
+        # The default filter is its own fallback: no second TF-IDF index over the catalog.
+        self._fallback_filter = (
+            self.relevance_filter
+            if isinstance(self.relevance_filter, LexicalRelevanceFilter)
+            else LexicalRelevanceFilter(catalog)
+        )
 
     def __repr__(self) -> str:
         return (
