@@ -12,6 +12,7 @@ wires for ``LocalLLM``. Prints per-build lines and median/p95 of the wall time.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -23,7 +24,10 @@ from storefront_sdk.generation.llm_themes import LLMThemeGenerator, Profile
 from storefront_sdk.llm.outlines import LocalLLM
 from storefront_sdk.types import UserContext
 
-DATA = Path("/work/shared/data/instacart")
+DATA = Path(
+    os.environ.get("STOREFRONT_INSTACART_DIR")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "instacart"
+)
 THEME_EXAMPLES = True
 
 

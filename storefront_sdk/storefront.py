@@ -164,11 +164,14 @@ class Storefront:
         self.cache = _resolve_cache(cache, self.llm)
         self._taxonomy = taxonomy
 
+        # One history baseline serves as primary, as the LLM generator's "Buy it again"
+        # source and as fallback: its per-catalog popular themes are computed once.
+        history = HistoryThemeGenerator(catalog)
         if theme_generator is None:
             theme_generator = (
-                _llm_theme_generator(self.llm, catalog, self.cache)
+                _llm_theme_generator(self.llm, catalog, self.cache, history)
                 if self.llm is not None
-                else HistoryThemeGenerator(catalog)
+                else history
             )
         if keyword_generator is None:
             keyword_generator = (
@@ -189,14 +192,18 @@ class Storefront:
         if fallback_theme_generators is None:
             fallback_theme_generators = [
                 g
-                for g in (HistoryThemeGenerator(catalog), StaticThemeGenerator())
+                for g in (history, StaticThemeGenerator())
                 if type(g) is not type(self.theme_generator)
             ]
         self.fallback_theme_generators = [
             _expect(g, ThemeGenerator, "fallback_theme_generators[]")
             for g in fallback_theme_generators
         ]
-        self.fallback_keyword_generator = TaxonomyKeywordGenerator()
+        self.fallback_keyword_generator = (
+            self.keyword_generator
+            if isinstance(self.keyword_generator, TaxonomyKeywordGenerator)
+            else TaxonomyKeywordGenerator()
+        )
         # The default filter is its own fallback: no second TF-IDF index over the catalog.
         self._fallback_filter = (
             self.relevance_filter
@@ -434,7 +441,7 @@ class Storefront:
         if hits:
             candidates = yield from self._filter(slot, theme, hits, trace)
         if candidates:
-            candidates = yield from self._rank(slot, theme, user, candidates)
+            candidates = yield from self._rank(slot, theme, user, candidates, trace)
         return pinned + candidates
 
     def _keywords(self, slot: int, theme: Theme, user: UserContext, trace: Trace) -> _Steps:
@@ -600,13 +607,20 @@ class Storefront:
         return []
 
     def _rank(
-        self, slot: int, theme: Theme, user: UserContext, candidates: list[ScoredProduct]
+        self,
+        slot: int,
+        theme: Theme,
+        user: UserContext,
+        candidates: list[ScoredProduct],
+        trace: Trace,
     ) -> _Steps:
         try:
             ranked, rec = yield _Call("rank", self.ranker, "rank", (user, theme, candidates), slot)
             return _validated(rec, _check_ranked, ranked, candidates, self.ranker.name)
-        except Exception:
-            # Keep retrieval order; the stage record carries the error.
+        except Exception as exc:
+            # Keep the retrieval order; the stage record carries the error, the event says so.
+            reason = f"ranker failed, retrieval order kept: {_reason(exc)}"
+            trace.add_event("fallback", reason, placement=slot, stage="rank")
             return candidates
 
     def _assemble(
@@ -836,10 +850,12 @@ def _resolve_cache(cache: Any, llm: Any) -> Any:
     return cache
 
 
-def _llm_theme_generator(llm: Any, catalog: Catalog, cache: Any) -> ThemeGenerator:
+def _llm_theme_generator(
+    llm: Any, catalog: Catalog, cache: Any, baseline: ThemeGenerator
+) -> ThemeGenerator:
     from .generation.llm_themes import LLMThemeGenerator
 
-    gen: ThemeGenerator = LLMThemeGenerator(llm, catalog, cache=cache)
+    gen: ThemeGenerator = LLMThemeGenerator(llm, catalog, cache=cache, baseline=baseline)
     return gen
 
 

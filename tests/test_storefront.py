@@ -208,6 +208,7 @@ def test_broken_filter_and_ranker_are_contained(demo_catalog: Catalog) -> None:
     assert len(page.placements) >= 6
     assert any("one score per product" in (s.error or "") for s in page.trace.stages_of("filter"))
     assert any("same products" in (s.error or "") for s in page.trace.stages_of("rank"))
+    assert any(e.data.get("stage") == "rank" for e in page.trace.events_of("fallback"))
 
 
 class TinyRetriever(Retriever):
