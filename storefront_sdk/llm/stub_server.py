@@ -1,8 +1,11 @@
 """A real, in-process OpenAI-compatible HTTP server for tests, demos and benchmarks.
 
 ``StubOpenAIServer`` listens on ``127.0.0.1`` (a free port), answers
-``POST /v1/chat/completions`` and ``GET /v1/models``, and serves each request
-on its own thread, so it handles many concurrent clients::
+``POST /v1/chat/completions`` and ``GET /v1/models`` over HTTP/1.1 with
+keep-alive. It runs an asyncio event loop on a background thread, so hundreds of
+concurrent requests each wait out ``latency`` without a thread apiece, and a
+request is answered ``latency`` seconds after it arrived (plus the time to
+compute the answer, which :attr:`StubOpenAIServer.service_seconds` measures)::
 
     with StubOpenAIServer(latency=0.2, failure_rate=0.1, seed=0) as srv:
         llm = OpenAICompatibleLLM(srv.base_url, model="stub")
@@ -19,6 +22,7 @@ hangs past the client's timeout, malformed JSON content) are injected at
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -28,7 +32,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 
@@ -214,59 +219,100 @@ def _request_schema(body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | 
     return str(kind) if kind is not None else None, None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-    allow_reuse_address = True
-    stub: StubOpenAIServer
+_MAX_HEADER_LINES = 100
+_MAX_BODY = 64 * 1024 * 1024
+_IDLE_SECONDS = 30.0
+"""An idle keep-alive connection is closed after this long."""
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-    timeout = 30  # idle keep-alive connections close after this
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stalls
+class _BadRequest(Exception):
+    """The bytes on a connection are not an HTTP/1.1 request we can read."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests and benchmarks do not want a line per request."""
 
-    def do_GET(self) -> None:
-        stub = self.server.stub
-        if self.path.rstrip("/") in ("/v1/models", "/models"):
-            self._send(200, {"object": "list", "data": [{"id": stub.model, "object": "model"}]})
-        else:
-            self._send(404, {"error": {"message": f"no route {self.path}"}})
+@dataclass
+class _Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    keep_alive: bool
 
-    def do_POST(self) -> None:
-        stub = self.server.stub
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
-            self._send(404, {"error": {"message": f"no route {self.path}"}})
-            return
+
+async def _read_request(reader: asyncio.StreamReader) -> _Request | None:
+    """One request from a keep-alive connection; None when the client closed it (or idled)."""
+    try:
+        line = await asyncio.wait_for(reader.readline(), _IDLE_SECONDS)
+    except (asyncio.TimeoutError, ConnectionError):
+        return None
+    if not line:
+        return None
+    parts = line.decode("latin-1").split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise _BadRequest(f"bad request line {line[:80]!r}")
+    method, path, version = parts
+    headers: dict[str, str] = {}
+    for _ in range(_MAX_HEADER_LINES):
+        raw = await reader.readline()
+        if raw in (b"\r\n", b"\n", b""):
+            break
+        name, sep, value = raw.decode("latin-1").partition(":")
+        if not sep:
+            raise _BadRequest(f"bad header line {raw[:80]!r}")
+        headers[name.strip().lower()] = value.strip()
+    else:
+        raise _BadRequest("too many header lines")
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = await _read_chunked(reader)
+    else:
         try:
-            body = json.loads(raw)
-            if not isinstance(body, dict):
-                raise ValueError("body must be a JSON object")
-        except ValueError as exc:
-            self._send(400, {"error": {"message": f"invalid JSON body: {exc}"}})
-            return
-        status, payload, headers = stub._handle(body, self.headers.get("Authorization"))
-        self._send(status, payload, headers)
+            length = int(headers.get("content-length") or 0)
+        except ValueError:
+            raise _BadRequest("bad Content-Length") from None
+        if not 0 <= length <= _MAX_BODY:
+            raise _BadRequest("Content-Length out of range")
+        body = await reader.readexactly(length) if length else b""
+    connection = headers.get("connection", "").lower()
+    keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
+    return _Request(method, path.split("?", 1)[0], headers, body, keep_alive)
 
-    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        size_line = await reader.readline()
         try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True  # the client gave up (e.g. an injected hang)
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise _BadRequest("bad chunk size") from None
+        if size == 0:
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(chunks)
+        total += size
+        if total > _MAX_BODY:
+            raise _BadRequest("body too large")
+        chunks.append(await reader.readexactly(size))
+        await reader.readexactly(2)
+
+
+def _response_bytes(
+    status: int, payload: Any, headers: dict[str, str] | None, keep_alive: bool
+) -> bytes:
+    data = json.dumps(payload).encode()
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Unknown"
+    lines = [
+        f"HTTP/1.1 {status} {reason}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(data)}",
+        *(f"{name}: {value}" for name, value in (headers or {}).items()),
+    ]
+    if not keep_alive:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
 
 
 class StubOpenAIServer:
@@ -314,53 +360,97 @@ class StubOpenAIServer:
         self._api_key = api_key
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._address: tuple[str, int] | None = None
         self._thread: threading.Thread | None = None
+        self._connections: set[asyncio.Task[None]] = set()
         self._in_flight = 0
         self.request_count = 0
         """Chat-completion requests received (including failed ones)."""
         self.max_in_flight = 0
         """The most requests that were being served at the same moment."""
+        self.connections = 0
+        """TCP connections accepted (keep-alive clients reuse theirs)."""
         self.failures_injected: Counter[str] = Counter()
         self.requests: list[dict[str, Any]] = []
         """Every chat-completion request body, in arrival order."""
+        self.service_seconds: list[float] = []
+        """Per answered chat-completion request: seconds from its arrival to its answer
+        being ready, minus ``latency`` and any injected hang: the server's own overhead."""
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:<port>/v1``: what to pass to ``OpenAICompatibleLLM``."""
-        if self._server is None:
+        if self._address is None:
             raise ConfigurationError("StubOpenAIServer is not running; use it as a context manager")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        host, port = self._address
+        return f"http://{host}:{port}/v1"
 
     def start(self, port: int = 0) -> StubOpenAIServer:
         """Bind ``port`` (default: a free one) and serve on a background thread."""
-        if self._server is not None:
+        if self._thread is not None:
             return self
-        self._stopping.clear()
-        server = _Server(("127.0.0.1", port), _Handler)
-        server.stub = self
-        self._server = server
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                self._server = loop.run_until_complete(
+                    asyncio.start_server(
+                        self._connection, "127.0.0.1", port, backlog=1024, reuse_address=True
+                    )
+                )
+                host, bound = self._server.sockets[0].getsockname()[:2]
+                self._address = (str(host), int(bound))
+            except BaseException as exc:  # reported to start()'s caller
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self._close_all())
+                loop.close()
+
+        self._loop = loop
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
-            name=f"StubOpenAIServer:{server.server_address[1]}",
-        )  # fmt: skip
+            target=serve, daemon=True, name=f"StubOpenAIServer:{port or 'auto'}"
+        )
         self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = self._loop = None
+            raise ConfigurationError(f"StubOpenAIServer cannot listen on port {port}: {failure[0]}")
         return self
 
     def stop(self) -> None:
-        """Stop serving; hanging requests are released."""
-        server, self._server = self._server, None
-        if server is None:
+        """Stop serving; hanging requests are released and connections closed."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
             return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        self._thread = self._loop = None
+        self._server = None
+        self._address = None
+
+    async def _close_all(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        if self._connections:
+            await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
 
     def __enter__(self) -> StubOpenAIServer:
         return self.start()
@@ -375,9 +465,53 @@ class StubOpenAIServer:
 
     # ------------------------------------------------------------------ one request
 
-    def _handle(
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one keep-alive connection until the client closes it (or idles out)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        with self._lock:
+            self.connections += 1
+        try:
+            while True:
+                try:
+                    request = await _read_request(reader)
+                except (_BadRequest, asyncio.IncompleteReadError, ValueError) as exc:
+                    message = {"error": {"message": f"bad request: {exc}"}}
+                    writer.write(_response_bytes(400, message, None, keep_alive=False))
+                    break
+                if request is None:
+                    break
+                status, payload, headers = await self._route(request)
+                writer.write(_response_bytes(status, payload, headers, request.keep_alive))
+                await writer.drain()
+                if not request.keep_alive:
+                    break
+        except (ConnectionError, asyncio.CancelledError):
+            pass  # the client went away (e.g. gave up on an injected hang), or we stop
+        finally:
+            if task is not None:
+                self._connections.discard(task)
+            writer.close()
+
+    async def _route(self, request: _Request) -> tuple[int, Any, dict[str, str]]:
+        path = request.path.rstrip("/")
+        if request.method == "GET" and path in ("/v1/models", "/models"):
+            return 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]}, {}
+        if request.method != "POST" or path not in ("/v1/chat/completions", "/chat/completions"):
+            return 404, {"error": {"message": f"no route {request.method} {request.path}"}}, {}
+        try:
+            body = json.loads(request.body)
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+        except ValueError as exc:
+            return 400, {"error": {"message": f"invalid JSON body: {exc}"}}, {}
+        return await self._handle(body, request.headers.get("authorization"))
+
+    async def _handle(
         self, body: dict[str, Any], authorization: str | None
     ) -> tuple[int, Any, dict[str, str]]:
+        arrived = time.perf_counter()
         with self._lock:
             self.request_count += 1
             number = self.request_count
@@ -390,8 +524,13 @@ class StubOpenAIServer:
                 self.failures_injected[failure] += 1
         try:
             if self.latency > 0:
-                self._stopping.wait(self.latency)
-            return self._answer(body, authorization, number, failure)
+                await asyncio.sleep(self.latency)
+            if failure == "timeout":
+                await asyncio.sleep(self.hang_seconds)
+            result = self._answer(body, authorization, number, failure)
+            waited = self.latency + (self.hang_seconds if failure == "timeout" else 0.0)
+            self.service_seconds.append(time.perf_counter() - arrived - waited)
+            return result
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -413,8 +552,6 @@ class StubOpenAIServer:
             )
         if failure == "server_error":
             return 500, _error("internal error (injected)", "server_error"), {}
-        if failure == "timeout":
-            self._stopping.wait(self.hang_seconds)
         content = self._content(body, schema)
         if failure == "malformed":
             content = _malformed(content)
