@@ -26,14 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import logging
 import os
 import random
 import ssl
 import threading
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -57,6 +59,7 @@ from ..exceptions import (
 )
 from ..tracing import annotate
 from .base import LLM, ChatMessage, LLMResult, LLMUsage, OutputSpec, Structured
+from .transport import AsyncHTTP11Transport
 
 __all__ = ["OpenAICompatibleLLM", "ResponseFormat"]
 
@@ -69,9 +72,10 @@ logger = logging.getLogger("storefront_sdk.llm.http")
 
 _API_KEY_ENV = ("STOREFRONT_LLM_API_KEY", "OPENAI_API_KEY")
 _POOL_SHARD = 16
-"""Most connections per httpx pool. httpcore's pool does O(connections^2) bookkeeping per
-request (encode/httpcore#1035): 128 connections in one pool cost ~80 ms of CPU per page
-in ``build_many``; the async side splits ``max_connections`` into pools of this size."""
+"""Most connections per httpcore pool, used only when a proxy is configured (otherwise the
+async side runs on :class:`~storefront_sdk.llm.transport.AsyncHTTP11Transport`).
+httpcore's pool does O(connections^2) bookkeeping per request (encode/httpcore#1035):
+128 connections in one pool cost ~80 ms of CPU per page in ``build_many``."""
 _REASK = (
     "Your previous answer was rejected: {error}. "
     "Answer again with JSON only, matching the required schema exactly."
@@ -104,6 +108,23 @@ class _Reply:
     prompt_tokens: int
     completion_tokens: int
     attempts: int
+
+
+@dataclass
+class _AsyncIO:
+    """One event loop's async I/O: a transport called directly or, behind a proxy, clients."""
+
+    loop: asyncio.AbstractEventLoop
+    transport: httpx.AsyncBaseTransport | None = None
+    owned: bool = False
+    clients: list[httpx.AsyncClient] = field(default_factory=list)
+    loads: list[int] = field(default_factory=list)
+    closed: bool = False
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    """The request body as httpx's ``json=`` would encode it."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 class _FormatRejected(FatalBackendError):
@@ -182,10 +203,10 @@ class OpenAICompatibleLLM(LLM):
         # "auto" resolves to the first format the server accepted; None until then.
         self._detected_format: Literal["json_schema", "json_object"] | None = None
         self._client: httpx.Client | None = None
-        # Async pools (see _POOL_SHARD) for one event loop, and the calls each is serving.
-        self._aclients: list[httpx.AsyncClient] = []
-        self._aclient_load: list[int] = []
-        self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        # Async I/O of the event loop in use (see _async_io).
+        self._aio: _AsyncIO | None = None
+        self._url = httpx.URL(f"{self.base_url}/chat/completions")
+        self._timeouts = httpx.Timeout(timeout).as_dict()
         self._ssl: ssl.SSLContext | None = None  # shared by every client: CA bundle loaded once
         self._lock = threading.Lock()
 
@@ -252,39 +273,42 @@ class OpenAICompatibleLLM(LLM):
                 )
             return self._client
 
-    def _async_client(self) -> tuple[httpx.AsyncClient, list[int], int]:
-        """The least busy async pool: ``(client, loads, index)``; count the call in ``loads``.
+    def _async_io(self) -> _AsyncIO:
+        """This event loop's async I/O: a transport to call directly, or (proxy) clients.
 
-        An AsyncClient's pooled connections belong to one event loop: a new loop
-        (e.g. a second asyncio.run) gets its own pools.
+        Pooled connections belong to one event loop: a new loop (e.g. a second
+        ``asyncio.run``) gets its own.
         """
         loop = asyncio.get_running_loop()
         with self._lock:
-            clients = self._aclients
-            if not clients or any(c.is_closed for c in clients) or self._aclient_loop is not loop:
-                clients = self._aclients = self._new_async_clients()
-                self._aclient_load = [0] * len(clients)
-                self._aclient_loop = loop
-            loads = self._aclient_load
-            index = min(range(len(clients)), key=loads.__getitem__)
-            loads[index] += 1
-            return clients[index], loads, index
+            io = self._aio
+            if io is None or io.loop is not loop or io.closed:
+                io = self._aio = self._new_async_io(loop)
+            return io
 
-    def _new_async_clients(self) -> list[httpx.AsyncClient]:
-        # A given transport keeps its own pool: one client. Otherwise pools of <= _POOL_SHARD.
-        shards = 1 if self._async_transport is not None else -(-self.max_connections // _POOL_SHARD)
+    def _new_async_io(self, loop: asyncio.AbstractEventLoop) -> _AsyncIO:
+        if self._async_transport is not None:  # the caller's transport keeps its own pool
+            return _AsyncIO(loop, transport=self._async_transport)
+        if not _env_proxy(self.base_url):
+            transport = AsyncHTTP11Transport(
+                max_connections=self.max_connections, ssl_context=self._verify()
+            )
+            return _AsyncIO(loop, transport=transport, owned=True)
+        # A proxy: httpx's client mounts it over httpcore, whose pool does O(connections^2)
+        # bookkeeping per request (encode/httpcore#1035): shards of <= _POOL_SHARD.
+        shards = -(-self.max_connections // _POOL_SHARD)
         base, extra = divmod(self.max_connections, shards)
-        return [
+        clients = [
             httpx.AsyncClient(
                 base_url=self.base_url,
                 headers=self._headers(),
                 timeout=self.timeout,
                 limits=self._limits(base + (1 if i < extra else 0)),
-                transport=self._async_transport,
-                verify=self._verify() if self._async_transport is None else True,
+                verify=self._verify(),
             )
             for i in range(shards)
         ]
+        return _AsyncIO(loop, clients=clients, loads=[0] * shards)
 
     def warm_up(self) -> None:
         """Create the connection pool ahead of the first call."""
@@ -298,12 +322,18 @@ class OpenAICompatibleLLM(LLM):
             client.close()
 
     async def aclose(self) -> None:
-        """Close both clients."""
+        """Close the sync client and the async connections (a transport passed in as
+        ``async_transport`` stays open: it is the caller's)."""
         self.close()
         with self._lock:
-            clients, self._aclients, self._aclient_loop = self._aclients, [], None
-        for client in clients:
+            io, self._aio = self._aio, None
+        if io is None:
+            return
+        io.closed = True
+        for client in io.clients:
             await client.aclose()
+        if io.owned and io.transport is not None:
+            await io.transport.aclose()
 
     def __enter__(self) -> OpenAICompatibleLLM:
         return self
@@ -477,18 +507,40 @@ class OpenAICompatibleLLM(LLM):
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def _aexchange(self, body: dict[str, Any]) -> _Reply | _FormatRejected:
-        client, loads, index = self._async_client()
-        try:
-            async for attempt in AsyncRetrying(sleep=self._async_sleep, **self._retry_options()):
-                with attempt:
-                    try:
-                        response = await client.post("chat/completions", json=body)
-                    except httpx.TransportError as exc:
-                        raise self._transport_error(exc) from None
-                    return self._interpret(response, attempt.retry_state.attempt_number)
-        finally:
-            loads[index] -= 1
+        io = self._async_io()
+        content = _encode(body)
+        async for attempt in AsyncRetrying(sleep=self._async_sleep, **self._retry_options()):
+            with attempt:
+                try:
+                    response = await self._apost(io, content)
+                except httpx.TransportError as exc:
+                    raise self._transport_error(exc) from None
+                return self._interpret(response, attempt.retry_state.attempt_number)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _apost(self, io: _AsyncIO, content: bytes) -> httpx.Response:
+        """POST straight to the transport: none of the client's redirect, cookie and auth
+        machinery, which a JSON API call does not use (it was a third of the cost)."""
+        if io.transport is not None:
+            request = httpx.Request(
+                "POST",
+                self._url,
+                headers=self._headers(),
+                content=content,
+                extensions={"timeout": self._timeouts},
+            )
+            response = await io.transport.handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+            return response
+        index = min(range(len(io.clients)), key=io.loads.__getitem__)
+        io.loads[index] += 1
+        try:
+            return await io.clients[index].post("chat/completions", content=content)
+        finally:
+            io.loads[index] -= 1
 
     def _wait(self, state: RetryCallState) -> float:
         """Retry-After when the server sent one (capped), else exponential backoff with jitter."""
@@ -629,3 +681,12 @@ def _public_url(url: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _env_proxy(url: str) -> bool:
+    """Does the environment (``HTTP_PROXY``, ``NO_PROXY``...) route ``url`` through a proxy?"""
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(parts.hostname or "")
