@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -51,10 +52,18 @@ class LexicalRelevanceFilter(RelevanceFilter):
         self._vec: Any = None
         self._lock = threading.Lock()
         self._rows: dict[str, int] = {}
-        self._matrix: Any = None
         self._indexed: tuple[Product, ...] = ()
         self._vocab: dict[str, int] = {}
-        self._idf: Any = None
+        self._idf: list[float] = []
+        # The catalog's TF-IDF matrix by column (CSC): a theme has a handful of terms, so
+        # its cosines are a sum over those columns, not a product with a row slice.
+        self._col_ptr: Any = None
+        self._col_rows: Any = None
+        self._col_vals: Any = None
+        # Per catalog row, the codes of its normalised aisle and department names.
+        self._category: dict[str, int] = {}
+        self._aisle_code: Any = None
+        self._dept_code: Any = None
 
     @property
     def run_inline(self) -> bool:
@@ -72,30 +81,46 @@ class LexicalRelevanceFilter(RelevanceFilter):
                 tokenizer=tokenize, lowercase=False, token_pattern=None, sublinear_tf=True
             )
             corpus = [p.text for p in self.catalog] if self.catalog is not None else ["placeholder"]
-            matrix = vec.fit_transform(corpus).tocsr()
+            matrix = vec.fit_transform(corpus)
             if self.catalog is not None:
                 self._rows = {p.id: i for i, p in enumerate(self.catalog)}
                 self._indexed = self.catalog.products
-                self._matrix = matrix
+                csc = matrix.tocsc()
+                csc.sort_indices()
+                self._col_ptr = csc.indptr
+                self._col_rows = csc.indices
+                self._col_vals = csc.data
+                codes = self._category
+                self._aisle_code = np.array(
+                    [codes.setdefault(normalize(p.aisle), len(codes)) for p in self.catalog],
+                    dtype=np.int64,
+                )
+                self._dept_code = np.array(
+                    [codes.setdefault(normalize(p.department), len(codes)) for p in self.catalog],
+                    dtype=np.int64,
+                )
             self._vocab = vec.vocabulary_
-            self._idf = vec.idf_
+            self._idf = vec.idf_.tolist()
             self._vec = vec
 
     def score(self, theme: Theme, products: Sequence[Product]) -> list[float]:
         if not products:
             return []
         self.warm_up()
-        q = self._query_vector(theme.text)
-        rows = [self._rows.get(p.id, -1) for p in products]
+        terms = self._query_terms(theme.text)
+        named = {normalize(c) for c in theme.concepts}
+        get = self._rows.get
+        rows = [get(p.id, -1) for p in products]
         indexed = self._indexed
-        if self._matrix is not None and all(
+        if self._col_ptr is not None and all(
             r >= 0 and indexed[r] is p for r, p in zip(rows, products, strict=True)
         ):
-            m = self._matrix[rows]
-        else:  # products from outside the catalog (or changed copies): vectorise them now
-            m = self._vec.transform([p.text for p in products])
-        sims = m @ q
-        named = {normalize(c) for c in theme.concepts}
+            return self._score_rows(np.array(rows, dtype=np.intp), terms, named)
+        # Products from outside the catalog (or changed copies): vectorise them now.
+        q = np.zeros(len(self._idf))
+        for j, w in terms:
+            q[j] = w
+        sims = self._vec.transform([p.text for p in products]) @ q
         out = []
         for p, s in zip(products, sims, strict=True):
             v = float(s)
@@ -104,14 +129,34 @@ class LexicalRelevanceFilter(RelevanceFilter):
             out.append(min(max(v, 0.0), 1.0))
         return out
 
-    def _query_vector(self, text: str) -> np.ndarray:
-        """The theme's TF-IDF vector as the fitted vectoriser makes it, without its overhead."""
-        q = np.zeros(len(self._idf))
+    def _score_rows(
+        self, rows: np.ndarray, terms: list[tuple[int, float]], named: set[str]
+    ) -> list[float]:
+        """Cosines of catalog rows: the theme's few columns summed into one dense vector."""
+        ptr, col_rows, col_vals = self._col_ptr, self._col_rows, self._col_vals
+        acc = np.zeros(len(self._indexed))
+        for j, w in terms:
+            lo, hi = ptr[j], ptr[j + 1]
+            acc[col_rows[lo:hi]] += w * col_vals[lo:hi]  # a column's rows are distinct
+        sims = acc[rows]
+        codes = [self._category[n] for n in named if n in self._category]
+        if codes:
+            wanted = np.zeros(len(self._category), dtype=bool)
+            wanted[codes] = True
+            hit = wanted[self._aisle_code[rows]] | wanted[self._dept_code[rows]]
+            sims = np.where(hit, np.maximum(sims, self.category_match), sims)
+        out: list[float] = np.clip(sims, 0.0, 1.0).tolist()
+        return out
+
+    def _query_terms(self, text: str) -> list[tuple[int, float]]:
+        """The theme's L2-normalised TF-IDF vector as ``(column, weight)`` pairs, as the
+        fitted vectoriser (sublinear tf) would make it, minus the ignored words."""
+        terms: list[tuple[int, float]] = []
         for tok, count in Counter(tokenize(text)).items():
             if tok in self.ignore:
                 continue
             j = self._vocab.get(tok)
             if j is not None:
-                q[j] = (1.0 + np.log(count)) * self._idf[j]
-        norm = float(np.linalg.norm(q))
-        return q / norm if norm else q
+                terms.append((j, (1.0 + math.log(count)) * self._idf[j]))
+        norm = math.sqrt(sum(w * w for _, w in terms))
+        return [(j, w / norm) for j, w in terms] if norm else []
