@@ -375,9 +375,9 @@ def section_cache_hit(ctx: Context) -> dict[str, Any]:
                         page = sf.build(user)
                         times[label].append((time.perf_counter() - start) * 1000)
                         if label == "cache hit":
-                            assert all(
-                                s.cache_hit for s in page.trace.stages if s.model_id
-                            ), "a model stage missed the cache"
+                            assert all(s.cache_hit for s in page.trace.stages if s.model_id), (
+                                "a model stage missed the cache"
+                            )
         hit, _ = _median_p95(times["cache hit"])
         base, _ = _median_p95(times["baseline"])
         print(

@@ -48,6 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+
 from storefront_sdk import Catalog, OpenAICompatibleLLM, Page, Storefront, UserContext
 from storefront_sdk.demo import demo_users
 from storefront_sdk.llm.base import ChatMessage, LLMResult, OutputSpec
@@ -156,6 +158,16 @@ class Stub:
     server: StubOpenAIServer | None = None
     pid: int | None = None
 
+    def stats(self) -> dict[str, Any]:
+        """The stub's counters and lateness (``GET /v1/stub/stats`` when out of process)."""
+        if self.server is not None:
+            return self.server.stats()
+        try:
+            data: dict[str, Any] = httpx.get(f"{self.base_url}/stub/stats", timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            return {}
+        return data
+
     def cpu_seconds(self) -> float | None:
         """CPU time (user + system) the stub process has used so far; None in process."""
         if self.pid is None:
@@ -233,6 +245,7 @@ class RunResult:
     stub: Stub
     stub_cpu_s: float | None = None
     profile: str = ""
+    stub_stats: dict[str, Any] | None = None
 
 
 def _run(
@@ -280,6 +293,7 @@ def _run(
                 prof.disable()
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
             stub_cpu1 = stub.cpu_seconds()
+            stub_stats = stub.stats()
             stub_cpu = None if stub_cpu0 is None or stub_cpu1 is None else stub_cpu1 - stub_cpu0
         text = ""
         if prof is not None:
@@ -288,7 +302,7 @@ def _run(
             stats.sort_stats("tottime").print_stats(25)
             stats.sort_stats("cumulative").print_stats(30)
             text = out.getvalue()
-        return RunResult(pages, wall, cpu, llm, stub, stub_cpu, text)
+        return RunResult(pages, wall, cpu, llm, stub, stub_cpu, text, stub_stats)
 
 
 def _failed_stage_check(pages: list[Page]) -> dict[str, int]:
@@ -406,6 +420,13 @@ def run_http_section(
             f"C / (rounds x L + C x cpu/page) = {lockstep:.2f} pages/s; {TARGET_SHARE:.0%} of "
             f"ideal then needs <= {budget:.0f} ms of client CPU per page"
         )
+    late = (res.stub_stats or {}).get("late_ms") or {}
+    if late:
+        print(
+            f"  stub answers late by (after arrival + latency): p50 {late['p50']:.1f} ms, "
+            f"p95 {late['p95']:.1f} ms, max {late['max']:.1f} ms (warm-up included)"
+        )
+    srv_in_flight = (res.stub_stats or {}).get("max_in_flight", srv_in_flight)
     server_side = "" if srv_in_flight is None else f", in flight max (server) {srv_in_flight}"
     print(
         f"  model calls {res.llm.calls}, calls in flight max (client) {res.llm.max_in_flight}"
@@ -434,6 +455,7 @@ def run_http_section(
         "max_in_flight_client": res.llm.max_in_flight,
         "max_in_flight_server": srv_in_flight,
         "stub": res.stub.where,
+        "stub_late_ms": late,
         "placements_min": min(n_placements, default=0),
         "placements_median": statistics.median(n_placements) if n_placements else 0,
     }

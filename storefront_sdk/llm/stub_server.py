@@ -376,8 +376,8 @@ class StubOpenAIServer:
         self.requests: list[dict[str, Any]] = []
         """Every chat-completion request body, in arrival order."""
         self.service_seconds: list[float] = []
-        """Per answered chat-completion request: seconds from its arrival to its answer
-        being ready, minus ``latency`` and any injected hang: the server's own overhead."""
+        """Per answered chat-completion request: how late its answer was ready, in seconds
+        after ``latency`` (and any injected hang) from its arrival: the stub's own delay."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -442,6 +442,22 @@ class StubOpenAIServer:
         self._server = None
         self._address = None
 
+    def stats(self) -> dict[str, Any]:
+        """Counters and the stub's own lateness (also served at ``GET /v1/stub/stats``)."""
+        with self._lock:
+            late = sorted(self.service_seconds)
+            return {
+                "requests": self.request_count,
+                "connections": self.connections,
+                "max_in_flight": self.max_in_flight,
+                "failures_injected": dict(self.failures_injected),
+                "late_ms": {
+                    "p50": 1000.0 * late[len(late) // 2] if late else 0.0,
+                    "p95": 1000.0 * late[int(len(late) * 0.95)] if late else 0.0,
+                    "max": 1000.0 * late[-1] if late else 0.0,
+                },
+            }
+
     async def _close_all(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -495,9 +511,12 @@ class StubOpenAIServer:
             writer.close()
 
     async def _route(self, request: _Request) -> tuple[int, Any, dict[str, str]]:
+        arrived = time.perf_counter()
         path = request.path.rstrip("/")
         if request.method == "GET" and path in ("/v1/models", "/models"):
             return 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]}, {}
+        if request.method == "GET" and path in ("/v1/stub/stats", "/stub/stats"):
+            return 200, self.stats(), {}
         if request.method != "POST" or path not in ("/v1/chat/completions", "/chat/completions"):
             return 404, {"error": {"message": f"no route {request.method} {request.path}"}}, {}
         try:
@@ -506,12 +525,11 @@ class StubOpenAIServer:
                 raise ValueError("body must be a JSON object")
         except ValueError as exc:
             return 400, {"error": {"message": f"invalid JSON body: {exc}"}}, {}
-        return await self._handle(body, request.headers.get("authorization"))
+        return await self._handle(body, request.headers.get("authorization"), arrived)
 
     async def _handle(
-        self, body: dict[str, Any], authorization: str | None
+        self, body: dict[str, Any], authorization: str | None, arrived: float
     ) -> tuple[int, Any, dict[str, str]]:
-        arrived = time.perf_counter()
         with self._lock:
             self.request_count += 1
             number = self.request_count
@@ -523,13 +541,16 @@ class StubOpenAIServer:
                 failure = self._rng.choice(self.failures)
                 self.failures_injected[failure] += 1
         try:
-            if self.latency > 0:
-                await asyncio.sleep(self.latency)
-            if failure == "timeout":
-                await asyncio.sleep(self.hang_seconds)
+            # The answer is computed while the latency runs, like a model server decoding:
+            # a burst of requests is answered ``latency`` after each arrived, not queued
+            # behind the stub's own CPU (unless that exceeds the latency).
             result = self._answer(body, authorization, number, failure)
-            waited = self.latency + (self.hang_seconds if failure == "timeout" else 0.0)
-            self.service_seconds.append(time.perf_counter() - arrived - waited)
+            due = arrived + self.latency + (self.hang_seconds if failure == "timeout" else 0.0)
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            with self._lock:
+                self.service_seconds.append(time.perf_counter() - due)
             return result
         finally:
             with self._lock:
