@@ -187,6 +187,8 @@ class Storefront:
         )
         self.ranker = _expect(ranker or FusionRanker(), Ranker, "ranker")
         self.gates: list[Gate] = list(_default_gates() if gates is None else gates)
+        self._gate_key: tuple[Gate, ...] | None = None
+        self._gates_by_level: dict[str, list[Gate]] = {}
         for g in self.gates:
             _expect(g, Gate, "gates[]")
         if fallback_theme_generators is None:
@@ -365,6 +367,21 @@ class Storefront:
             trace.add_event("fallback", f"{gen.name} failed: {_reason(exc)}", stage="themes")
             return []
 
+    def _gates(self, level: str) -> list[Gate]:
+        """The gates that override ``check_<level>`` (the others accept everything)."""
+        key = tuple(self.gates)
+        if key != self._gate_key:
+            self._gate_key = key
+            self._gates_by_level = {
+                lv: [
+                    g
+                    for g in key
+                    if getattr(type(g), f"check_{lv}") is not getattr(Gate, f"check_{lv}")
+                ]
+                for lv in ("theme", "keyword", "product", "placement")
+            }
+        return self._gates_by_level[level]
+
     def _gate_rejects(
         self,
         trace: Trace,
@@ -375,7 +392,7 @@ class Storefront:
         **data: Any,
     ) -> bool:
         """Run ``check`` through the gates; record and return True at the first rejection."""
-        for gate in self.gates:
+        for gate in self._gates(level):
             why = check(gate)
             if why:
                 trace.add_event(
@@ -635,9 +652,10 @@ class Storefront:
         # Product gates run here, lazily, on the products that would be shown: a rejected
         # product is replaced by the next candidate.
         items: list[ScoredProduct] = []
+        checked = bool(self._gates("product"))
         for sp in draft.products:
-            if sp.product.id in used or self._product_rejected(
-                sp.product, draft.theme, user, trace, draft.slot
+            if sp.product.id in used or (
+                checked and self._product_rejected(sp.product, draft.theme, user, trace, draft.slot)
             ):
                 continue
             items.append(sp)

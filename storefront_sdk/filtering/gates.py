@@ -119,7 +119,7 @@ class SafetyGate(Gate):
         self.policy = policy if policy is not None else SafetyPolicy()
         # Product verdicts depend only on the product and the (frozen) policy: memoised,
         # because every candidate of every placement is checked on every build.
-        self._product_memo: dict[tuple[object, ...], tuple[str | None, str | None]] = {}
+        self._product_memo: dict[str, tuple[Product, tuple[str | None, str | None]]] = {}
         self._theme_memo: dict[tuple[object, ...], str | None] = {}
         self._keyword_memo: dict[tuple[str, bool], str | None] = {}
 
@@ -142,28 +142,23 @@ class SafetyGate(Gate):
         return None
 
     def _product_verdicts(self, product: Product) -> tuple[str | None, str | None]:
-        key = (
-            product.id,
-            product.title,
-            product.brand,
-            product.department,
-            product.aisle,
-            tuple(sorted(product.attributes.items())),
-        )
-        hit = self._product_memo.get(key)
-        if hit is None:
-            blocked = None
-            for text in (product.title, product.brand or ""):
-                term = self.policy.blocked_term(text) if text else None
-                if term:
-                    blocked = f"blocked_term:{term}"
-                    break
-            what = self.policy.restricted_product(product)
-            hit = (blocked, f"restricted_product:{what}" if what else None)
-            if len(self._product_memo) > 500_000:
-                self._product_memo.clear()
-            self._product_memo[key] = hit
-        return hit
+        # Keyed by id; the entry keeps the product it was computed for, so a changed copy
+        # under the same id (equal fields or not) is judged on its own fields.
+        hit = self._product_memo.get(product.id)
+        if hit is not None and (hit[0] is product or hit[0] == product):
+            return hit[1]
+        blocked = None
+        for text in (product.title, product.brand or ""):
+            term = self.policy.blocked_term(text) if text else None
+            if term:
+                blocked = f"blocked_term:{term}"
+                break
+        what = self.policy.restricted_product(product)
+        verdict = (blocked, f"restricted_product:{what}" if what else None)
+        if len(self._product_memo) > 500_000:
+            self._product_memo.clear()
+        self._product_memo[product.id] = (product, verdict)
+        return verdict
 
     def check_theme(self, theme: Theme, user: UserContext) -> str | None:
         # A verdict depends only on the theme's texts and the user's age flag: memoised.
@@ -346,9 +341,9 @@ class TitleQualityGate(Gate):
             return None  # a generic title ("Buy it again") names nothing to check
         evidence: set[str] = set()
         for sp in placement.products:
-            evidence.update(tokenize(sp.product.text))
+            evidence.update(_token_set(sp.product.text))
         for kw in placement.keywords:
-            evidence.update(tokenize(kw))
+            evidence.update(_token_set(kw))
         prefixes = {t[:5] for t in evidence if len(t) >= 5}
         for t in named:
             if t in evidence or (len(t) >= 5 and t[:5] in prefixes):
@@ -359,30 +354,41 @@ class TitleQualityGate(Gate):
 # -- near duplicates -----------------------------------------------------------------------
 
 
+@lru_cache(maxsize=65_536)
+def _token_set(text: str) -> frozenset[str]:
+    return frozenset(tokenize(text))
+
+
 @lru_cache(maxsize=8192)
-def _trigrams(text: str) -> Counter[str]:
+def _trigrams(text: str) -> tuple[dict[str, int], float]:
+    """Character-trigram counts of the text's tokens, and their L2 norm."""
     grams: Counter[str] = Counter()
     for tok in tokenize(text):
         padded = f" {tok} "
         grams.update(padded[i : i + 3] for i in range(len(padded) - 2))
-    return grams
+    return dict(grams), math.sqrt(sum(v * v for v in grams.values()))
 
 
 def text_similarity(a: str, b: str) -> float:
     """Cosine similarity of character-trigram counts of two texts' tokens, in [0, 1]."""
-    ga, gb = _trigrams(a), _trigrams(b)
+    (ga, na), (gb, nb) = _trigrams(a), _trigrams(b)
     if not ga or not gb:
         return 0.0
-    dot = sum(v * gb.get(k, 0) for k, v in ga.items())
-    na = math.sqrt(sum(v * v for v in ga.values()))
-    nb = math.sqrt(sum(v * v for v in gb.values()))
+    if len(gb) < len(ga):
+        ga, gb = gb, ga
+    get = gb.get
+    dot = sum(v * get(k, 0) for k, v in ga.items())
     return dot / (na * nb)
+
+
+@lru_cache(maxsize=8192)
+def _bag_of(title: str, words: tuple[str, ...]) -> str:
+    return " ".join(sorted(set(tokenize(" ".join([title, *words])))))
 
 
 def _bag(placement: Placement) -> str:
     theme = placement.theme
-    words = sorted(set(tokenize(" ".join([theme.title, *theme.concepts, *placement.keywords]))))
-    return " ".join(words)
+    return _bag_of(theme.title, (*theme.concepts, *placement.keywords))
 
 
 class NearDuplicateGate(Gate):

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from functools import lru_cache
 
 from ..text import tokenize
 from ..types import Theme, UserContext
@@ -89,11 +90,18 @@ class RulesOutcome:
     rejected: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _phrases(words: Sequence[str]) -> tuple[tuple[str, ...], ...]:
-    return tuple(t for t in (tuple(tokenize(w)) for w in words) if t)
+@lru_cache(maxsize=8192)
+def _phrase(word: str) -> tuple[str, ...]:
+    return tuple(tokenize(word))
+
+
+def _phrases(words: Iterable[str]) -> list[tuple[str, ...]]:
+    return [p for p in map(_phrase, words) if p]
 
 
 def _contains(tokens: Sequence[str], phrase: tuple[str, ...]) -> bool:
+    if phrase[0] not in tokens:  # the common case, decided in C
+        return False
     n = len(phrase)
     return any(tuple(tokens[i : i + n]) == phrase for i in range(len(tokens) - n + 1))
 
@@ -153,7 +161,7 @@ class MerchandisingRules:
         """Why ``theme`` may not be shown to ``user`` at all, or None."""
         toks = tokenize(theme.text)
         for word in self.banned_words:
-            phrase = tuple(tokenize(word))
+            phrase = _phrase(word)
             if phrase and _contains(toks, phrase):
                 return f"banned_word:{word}"
         if not user.age_verified:

@@ -18,9 +18,10 @@ UserScorer = Callable[[UserContext, Sequence[Product]], Sequence[float]]
 """Your own model: ``(user, products) -> one score per product`` (any scale)."""
 
 
-def _sorted(items: list[ScoredProduct]) -> list[ScoredProduct]:
-    # Stable: ties keep the incoming (retrieval) order.
-    return sorted(items, key=lambda sp: -(sp.rank_score or 0.0))
+def _ranked(candidates: Sequence[ScoredProduct], scores: Sequence[float]) -> list[ScoredProduct]:
+    """``candidates`` with their ``rank_score`` set, best first (stable on ties)."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    return [candidates[i].with_scores(rank_score=scores[i]) for i in order]
 
 
 class PopularityRanker(Ranker):
@@ -33,9 +34,7 @@ class PopularityRanker(Ranker):
     def rank(
         self, user: UserContext, theme: Theme, candidates: Sequence[ScoredProduct]
     ) -> list[ScoredProduct]:
-        return _sorted(
-            [sp.with_scores(rank_score=math.log1p(sp.product.popularity)) for sp in candidates]
-        )
+        return _ranked(candidates, [math.log1p(sp.product.popularity) for sp in candidates])
 
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {
@@ -96,16 +95,17 @@ class FusionRanker(Ranker):
         if not candidates:
             return []
         n = len(candidates)
+        products = [sp.product for sp in candidates]
         signals: dict[str, np.ndarray] = {
             "retrieval": np.array([sp.retrieval_score or 0.0 for sp in candidates]),
             "relevance": np.array([sp.filter_score or 0.0 for sp in candidates]),
-            "popularity": np.log1p([sp.product.popularity for sp in candidates]),
+            "popularity": np.log1p([p.popularity for p in products]),
         }
         if user.history:
-            aff = self._affinity(user)
-            signals["affinity"] = np.log1p([aff.get(sp.product.id, 0.0) for sp in candidates])
+            aff = self._affinity(user).get
+            signals["affinity"] = np.log1p([aff(p.id, 0.0) for p in products])
         if self.user_model is not None:
-            raw = list(self.user_model(user, [sp.product for sp in candidates]))
+            raw = list(self.user_model(user, products))
             if len(raw) != n:
                 raise ComponentError(f"user_model returned {len(raw)} scores for {n} products")
             signals["user_model"] = np.asarray(raw, dtype=float)
@@ -114,7 +114,4 @@ class FusionRanker(Ranker):
             w = self.weights.get(name, 0.0)
             if w:
                 total += w * _minmax(values)
-        ranked = [
-            sp.with_scores(rank_score=float(s)) for sp, s in zip(candidates, total, strict=True)
-        ]
-        return _sorted(ranked)
+        return _ranked(candidates, total.tolist())
