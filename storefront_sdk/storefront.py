@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -35,6 +35,7 @@ from .generation.static import StaticThemeGenerator
 from .generation.taxonomy_keywords import TaxonomyKeywordGenerator
 from .interfaces import KeywordGenerator, Ranker, RelevanceFilter, Retriever, ThemeGenerator
 from .ranking.popularity import FusionRanker
+from .retrieval.bm25 import BM25Retriever
 from .taxonomy import KeywordTaxonomy
 from .text import normalize
 from .tracing import stage
@@ -102,12 +103,8 @@ class _Parallel:
     steps: list[Generator[Any, Any, Any]]
 
 
-class _Hit(NamedTuple):
-    """A retrieved, known product before it is scored by the filter."""
-
-    product: Product
-    keyword: str | None
-    score: float
+_Hit = tuple[Product, str | None, float]
+"""A retrieved, known product before it is scored by the filter: (product, keyword, score)."""
 
 
 @dataclass
@@ -367,6 +364,17 @@ class Storefront:
             trace.add_event("fallback", f"{gen.name} failed: {_reason(exc)}", stage="themes")
             return []
 
+    @property
+    def _direct_retrieval(self) -> bool:
+        """Is the retriever the built-in BM25 (its ``retrieve`` not overridden) on this
+        catalog? Then it hands over products directly instead of candidate ids."""
+        r = self.retriever
+        return (
+            isinstance(r, BM25Retriever)
+            and type(r).retrieve is BM25Retriever.retrieve
+            and r.catalog is self.catalog
+        )
+
     def _gates(self, level: str) -> list[Gate]:
         """The gates that override ``check_<level>`` (the others accept everything)."""
         key = tuple(self.gates)
@@ -450,8 +458,16 @@ class Storefront:
                 exclude_ids=frozenset(pinned_ids),
             )
             try:
-                found, rec = yield _Call("retrieve", self.retriever, "retrieve", (query,), slot)
-                hits = _validated(rec, self._hydrate, found, set(pinned_ids), rec, trace, slot)
+                if self._direct_retrieval:
+                    # The built-in BM25 over this catalog hands back the products themselves.
+                    found, rec = yield _Call(
+                        "retrieve", self.retriever, "retrieve_products", (query,), slot
+                    )
+                    hits = found
+                    rec.details["candidates"] = len(hits)
+                else:
+                    found, rec = yield _Call("retrieve", self.retriever, "retrieve", (query,), slot)
+                    hits = _validated(rec, self._hydrate, found, set(pinned_ids), rec, trace, slot)
             except Exception as exc:
                 trace.add_event("stage_failed", f"retrieval failed: {_reason(exc)}", placement=slot)
         pinned = [ScoredProduct.of(self.catalog[pid], pinned=True) for pid in pinned_ids]
@@ -551,7 +567,7 @@ class Storefront:
             if product.id in seen:
                 continue
             seen.add(product.id)
-            out.append(_Hit(product, c.keyword, float(c.score)))
+            out.append((product, c.keyword, float(c.score)))
         rec.details["candidates"] = len(out)
         if unknown:
             trace.add_event(
@@ -588,7 +604,7 @@ class Storefront:
         return kept
 
     def _filter(self, slot: int, theme: Theme, hits: list[_Hit], trace: Trace) -> _Steps:
-        products = [h.product for h in hits]
+        products = [h[0] for h in hits]
         flt: RelevanceFilter = self.relevance_filter
         reason: str | None = None
         for attempt in range(2):
@@ -597,16 +613,13 @@ class Storefront:
                     "filter", flt, "score", (theme, products), slot, fallback_reason=reason
                 )
                 scores = _validated(rec, _check_scores, scores, len(products), flt.name)
+                threshold = flt.threshold
                 kept = [
                     ScoredProduct.of(
-                        h.product,
-                        keyword=h.keyword,
-                        retrieval_score=h.score,
-                        filter_score=s,
-                        score=h.score,
+                        product, keyword=keyword, retrieval_score=r, filter_score=s, score=r
                     )
-                    for h, s in zip(hits, scores, strict=True)
-                    if s >= flt.threshold
+                    for (product, keyword, r), s in zip(hits, scores, strict=True)
+                    if s >= threshold
                 ]
                 rec.details.update(
                     threshold=flt.threshold, kept=len(kept), dropped=len(hits) - len(kept)
@@ -885,8 +898,6 @@ def _llm_keyword_generator(llm: Any, cache: Any) -> KeywordGenerator:
 
 
 def _default_retriever(catalog: Catalog) -> Retriever:
-    from .retrieval.bm25 import BM25Retriever
-
     r: Retriever = BM25Retriever(catalog)
     return r
 

@@ -359,3 +359,47 @@ def test_custom_retriever_example_runs() -> None:
     assert done.returncode == 0, done.stderr
     assert "honours the Retriever contract" in done.stdout
     assert "built with WordMatchRetriever" in done.stdout
+
+
+def test_retrieve_products_is_retrieve_with_the_catalogs_products() -> None:
+    catalog = Catalog.demo()
+    r = BM25Retriever(catalog)
+    rng = random.Random(5)
+    words = ["milk", "pasta sauce", "organic", "dog food", "chips", "apples", "nothing-here"]
+    for _ in range(30):
+        query = RetrievalQuery(
+            keywords=rng.sample(words, rng.randint(1, 4)),
+            k=rng.choice([5, 20, 100]),
+            departments=rng.choice([[], ["pantry"], ["Produce", "dairy eggs"]]),
+            exclude_ids=frozenset(p.id for p in rng.sample(list(catalog), 200)),
+        )
+        expected = [(c.product_id, c.keyword, c.score) for c in r.retrieve(query)]
+        direct = r.retrieve_products(query)
+        assert [(p.id, kw, s) for p, kw, s in direct] == expected
+        assert all(p is catalog[p.id] for p, _, _ in direct)
+        assert asyncio.run(r.aretrieve_products(query)) == direct
+
+
+def test_storefront_takes_products_directly_only_from_plain_bm25_on_its_catalog() -> None:
+    from storefront_sdk import Storefront
+    from storefront_sdk.demo import demo_users
+
+    catalog = Catalog.demo()
+    calls: list[str] = []
+
+    class Logged(BM25Retriever):
+        def retrieve(self, query: RetrievalQuery) -> list:  # type: ignore[type-arg]
+            calls.append("retrieve")
+            return super().retrieve(query)
+
+    user = demo_users()[0]
+    plain = Storefront(catalog, llm=None)
+    twin = Catalog(catalog.products, name="twin")  # equal products, another catalog
+    other = Storefront(catalog, llm=None, retriever=BM25Retriever(twin))
+    custom = Storefront(catalog, llm=None, retriever=Logged(catalog))
+    assert plain._direct_retrieval
+    assert not other._direct_retrieval and not custom._direct_retrieval
+    pages = [sf.build(user) for sf in (plain, other, custom)]
+    assert calls, "an overridden retrieve() is always called"
+    ids = [[p.product_ids for p in page.placements] for page in pages]
+    assert ids[0] == ids[1] == ids[2]  # same results either way

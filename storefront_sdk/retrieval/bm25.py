@@ -14,6 +14,7 @@ round-robin so every keyword contributes (see ``docs/retrieval.md``).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 from collections import OrderedDict
@@ -316,6 +317,33 @@ class BM25Retriever(Retriever):
     # -- the Retriever contract ---------------------------------------------------
     def retrieve(self, query: RetrievalQuery) -> list[Candidate]:
         """Each keyword searched on its own; lists merged round-robin, deduplicated, filtered."""
+        positions, scores, keywords = self._retrieve(query)
+        ids = self._get_index().ids if positions else ()
+        return _CANDIDATES.validate_python(
+            [
+                {"product_id": ids[d], "score": s, "keyword": kw}
+                for d, s, kw in zip(positions, scores, keywords, strict=True)
+            ]
+        )
+
+    def retrieve_products(self, query: RetrievalQuery) -> list[tuple[Product, str, float]]:
+        """:meth:`retrieve` as ``(product, keyword, score)`` with the catalog's own products.
+
+        The same results, without building a :class:`Candidate` per hit or looking ids
+        up again: the :class:`~storefront_sdk.Storefront` uses it when this retriever
+        indexes the storefront's own catalog.
+        """
+        positions, scores, keywords = self._retrieve(query)
+        products = self.catalog.products
+        return [(products[d], kw, s) for d, s, kw in zip(positions, scores, keywords, strict=True)]
+
+    async def aretrieve_products(self, query: RetrievalQuery) -> list[tuple[Product, str, float]]:
+        if self.run_inline:
+            return self.retrieve_products(query)
+        return await asyncio.to_thread(self.retrieve_products, query)
+
+    def _retrieve(self, query: RetrievalQuery) -> tuple[list[int], list[float], list[str]]:
+        """Catalog positions, scores and keywords of the hits, best first."""
         keywords: list[str] = []
         token_lists: list[tuple[str, ...]] = []
         for kw in dict.fromkeys(query.keywords):
@@ -324,13 +352,13 @@ class BM25Retriever(Retriever):
                 keywords.append(kw)
                 token_lists.append(tokens)
         if not keywords:
-            return []
+            return [], [], []
         index = self._get_index()
         k = query.k
         quota = query.per_keyword_k or -(-k // len(keywords))
         where = self._filter(index, query)
         if where is False:
-            return []
+            return [], [], []
 
         # A keyword walks past at most the products other keywords took before
         # it, so k products deep always fills its quota.
@@ -338,8 +366,9 @@ class BM25Retriever(Retriever):
             zip(d.tolist(), w.tolist(), strict=True)
             for d, w in (self._ranked(index, tokens, k, where or None) for tokens in token_lists)
         ]
-        ids = index.ids
-        picked: list[dict[str, object]] = []
+        picked: list[int] = []
+        scores: list[float] = []
+        used: list[str] = []
         seen: set[int] = set()
         taken = [0] * len(keywords)
         active = list(range(len(keywords)))
@@ -354,16 +383,18 @@ class BM25Retriever(Retriever):
                 else:
                     continue  # exhausted
                 seen.add(d)
-                picked.append({"product_id": ids[d], "score": score, "keyword": keywords[j]})
+                picked.append(d)
+                scores.append(score)
+                used.append(keywords[j])
                 if len(picked) >= k:
-                    return _CANDIDATES.validate_python(picked)
+                    return picked, scores, used
                 taken[j] += 1
                 (still if taken[j] < limit else paused).append(j)
             active = still
             if not active and paused and query.per_keyword_k is None and limit < k:
                 # Some keywords ran dry under the default quota: let the others backfill.
                 active, paused, limit = sorted(paused), [], k
-        return _CANDIDATES.validate_python(picked)
+        return picked, scores, used
 
     @staticmethod
     def _filter(index: _Index, query: RetrievalQuery) -> _Filter | Literal[False] | None:
