@@ -722,7 +722,9 @@ class Storefront:
 def _final_scores(items: list[ScoredProduct]) -> list[ScoredProduct]:
     """``score`` = rank score (else retrieval score); pinned products lead, scored above."""
     ranked = [
-        sp.with_scores(score=sp.rank_score if sp.rank_score is not None else sp.score)
+        sp
+        if sp.rank_score is None or sp.rank_score == sp.score
+        else sp.with_scores(score=sp.rank_score)
         for sp in items
         if not sp.pinned
     ]

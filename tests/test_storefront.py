@@ -253,3 +253,31 @@ def test_popularity_ranker_and_history_generator_plug_in(demo_catalog: Catalog) 
     pl = next(p for p in page.placements if not any(sp.pinned for sp in p.products))
     pops = [sp.product.popularity for sp in pl.products]
     assert pops == sorted(pops, reverse=True)
+
+
+def test_pages_do_not_depend_on_the_hash_seed() -> None:
+    """The same user gets the same page in every process (no set-order tie-breaks)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json\n"
+        "from storefront_sdk import Catalog, Storefront\n"
+        "from storefront_sdk.demo import demo_users\n"
+        "sf = Storefront(Catalog.demo(), llm=None)\n"
+        "print(json.dumps([[(p.theme.title, p.theme.concepts, p.keywords,\n"
+        "    [(sp.product.id, round(sp.score, 9)) for sp in p.products])\n"
+        "    for p in sf.build(u).placements] for u in demo_users()]))\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outputs) == 1

@@ -19,9 +19,10 @@ UserScorer = Callable[[UserContext, Sequence[Product]], Sequence[float]]
 
 
 def _ranked(candidates: Sequence[ScoredProduct], scores: Sequence[float]) -> list[ScoredProduct]:
-    """``candidates`` with their ``rank_score`` set, best first (stable on ties)."""
+    """``candidates`` best first (stable on ties), ``rank_score`` and ``score`` set to the
+    ranking score (the storefront shows ``score``: set here, it needs no other copy)."""
     order = sorted(range(len(scores)), key=lambda i: -scores[i])
-    return [candidates[i].with_scores(rank_score=scores[i]) for i in order]
+    return [candidates[i].with_scores(rank_score=scores[i], score=scores[i]) for i in order]
 
 
 class PopularityRanker(Ranker):
@@ -96,22 +97,35 @@ class FusionRanker(Ranker):
             return []
         n = len(candidates)
         products = [sp.product for sp in candidates]
-        signals: dict[str, np.ndarray] = {
-            "retrieval": np.array([sp.retrieval_score or 0.0 for sp in candidates]),
-            "relevance": np.array([sp.filter_score or 0.0 for sp in candidates]),
-            "popularity": np.log1p([p.popularity for p in products]),
-        }
+        names = ["retrieval", "relevance", "popularity"]
+        rows: list[tuple[float, ...]]
         if user.history:
             aff = self._affinity(user).get
-            signals["affinity"] = np.log1p([aff(p.id, 0.0) for p in products])
+            names.append("affinity")
+            rows = [
+                (sp.retrieval_score or 0.0, sp.filter_score or 0.0, p.popularity, aff(p.id, 0.0))
+                for sp, p in zip(candidates, products, strict=True)
+            ]
+        else:
+            rows = [
+                (sp.retrieval_score or 0.0, sp.filter_score or 0.0, p.popularity)
+                for sp, p in zip(candidates, products, strict=True)
+            ]
+        # One (n, signals) matrix: popularity and affinity on a log scale, every column
+        # min-max normalised within the placement, then weighted.
+        m = np.array(rows, dtype=float)
+        m[:, 2:] = np.log1p(m[:, 2:])
         if self.user_model is not None:
             raw = list(self.user_model(user, products))
             if len(raw) != n:
                 raise ComponentError(f"user_model returned {len(raw)} scores for {n} products")
-            signals["user_model"] = np.asarray(raw, dtype=float)
-        total = np.zeros(n)
-        for name, values in signals.items():
-            w = self.weights.get(name, 0.0)
-            if w:
-                total += w * _minmax(values)
+            names.append("user_model")
+            m = np.column_stack([m, np.asarray(raw, dtype=float)])
+        lo, hi = m.min(axis=0), m.max(axis=0)
+        span = hi - lo
+        flat = span < 1e-12
+        norm = (m - lo) / np.where(flat, 1.0, span)
+        norm[:, flat] = 0.0
+        w = np.array([self.weights.get(name, 0.0) for name in names])
+        total = norm @ w
         return _ranked(candidates, total.tolist())
