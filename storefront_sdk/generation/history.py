@@ -238,6 +238,9 @@ def _title_phrases(products: Sequence[Product], k: int) -> list[str]:
     counts: Counter[str] = Counter()
     for p in products:
         words = [w for w in normalize(p.title).split() if len(w) > 2 and not w.isdigit()]
-        counts.update({" ".join(words[i : i + 2]) for i in range(len(words) - 1)})
-        counts.update(set(words))
+        # dict.fromkeys, not set: ties in most_common keep first-seen order, whatever
+        # the process's hash seed (a set's order would change pages between runs).
+        pairs = [" ".join(words[i : i + 2]) for i in range(len(words) - 1)]
+        counts.update(list(dict.fromkeys(pairs)))
+        counts.update(list(dict.fromkeys(words)))
     return [w for w, _ in counts.most_common(k)]
