@@ -204,13 +204,22 @@ _SCORE_FIELDS = frozenset(
 
 _new = object.__new__
 _set = object.__setattr__
+_FIELDS_SET: dict[type, set[str]] = {}
 
 
 def _fast_new(cls: type[ScoredProduct], data: dict[str, Any]) -> ScoredProduct:
-    """What ``model_construct`` does for trusted, complete data, at a fraction of its cost."""
+    """What ``model_construct`` does for trusted, complete data, at a fraction of its cost.
+
+    Every instance made here has all fields set, and a frozen model never changes its
+    fields-set, so they share one set object: a page holds hundreds of these, and one
+    set less each is less work for the garbage collector.
+    """
+    fields = _FIELDS_SET.get(cls)
+    if fields is None:
+        fields = _FIELDS_SET[cls] = set(cls.model_fields)
     obj = _new(cls)
     _set(obj, "__dict__", data)
-    _set(obj, "__pydantic_fields_set__", set(data))
+    _set(obj, "__pydantic_fields_set__", fields)
     _set(obj, "__pydantic_extra__", None)
     _set(obj, "__pydantic_private__", None)
     return obj
