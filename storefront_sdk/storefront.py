@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import math
+import operator
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .catalog import Catalog
@@ -824,11 +825,14 @@ def _check_themes(themes: Any, name: str) -> list[Theme]:
     return themes
 
 
+_product_id = operator.attrgetter("product.id")
+
+
 def _check_ranked(ranked: Any, candidates: list[ScoredProduct], name: str) -> list[ScoredProduct]:
     if (
         not isinstance(ranked, list)
         or len(ranked) != len(candidates)
-        or {sp.product.id for sp in ranked} != {sp.product.id for sp in candidates}
+        or set(map(_product_id, ranked)) != set(map(_product_id, candidates))
     ):
         raise ComponentError(f"{name}.rank must return the same products it was given")
     return ranked
@@ -837,9 +841,13 @@ def _check_ranked(ranked: Any, candidates: list[ScoredProduct], name: str) -> li
 def _check_scores(scores: Any, n: int, name: str) -> list[float]:
     if not isinstance(scores, (list, tuple)) or len(scores) != n:
         raise ComponentError(f"{name}.score must return one score per product ({n})")
-    out = [float(s) for s in scores]
-    if not all(math.isfinite(s) for s in out):
+    try:
+        arr = np.asarray(scores, dtype=float)
+    except (TypeError, ValueError):
+        raise ComponentError(f"{name}.score must return numbers") from None
+    if arr.ndim != 1 or not np.isfinite(arr).all():
         raise ComponentError(f"{name}.score returned a non-finite score")
+    out: list[float] = arr.tolist()
     return out
 
 

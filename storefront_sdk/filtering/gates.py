@@ -374,10 +374,7 @@ def text_similarity(a: str, b: str) -> float:
     (ga, na), (gb, nb) = _trigrams(a), _trigrams(b)
     if not ga or not gb:
         return 0.0
-    if len(gb) < len(ga):
-        ga, gb = gb, ga
-    get = gb.get
-    dot = sum(v * get(k, 0) for k, v in ga.items())
+    dot = sum(ga[k] * gb[k] for k in ga.keys() & gb.keys())
     return dot / (na * nb)
 
 

@@ -42,7 +42,10 @@ def quote_data(text: str, max_chars: int = 200) -> str:
     (``< > ` { } [ ]``) are removed, whitespace collapses to single spaces and
     the result is cut at ``max_chars`` on a word boundary, with an ellipsis.
     """
-    cleaned = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    if text.isprintable():  # no control or format characters (the common case, in C)
+        cleaned = text
+    else:
+        cleaned = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
     cleaned = _SPACE.sub(" ", _FENCE_CHARS.sub(" ", cleaned)).strip()
     cleaned = cleaned.replace('"', "'")
     if len(cleaned) > max_chars:
