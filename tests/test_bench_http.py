@@ -1,9 +1,8 @@
 """The HTTP throughput benchmark's pieces, on the in-process stub server (fast).
 
-``OpenAICompatibleLLM`` splits a large ``max_connections`` into several small httpx
-pools (httpcore's pool bookkeeping is quadratic in its size); the total stays the
-limit the user asked for. The benchmark counts a page's sequential model rounds from
-its trace.
+``OpenAICompatibleLLM`` keeps at most ``max_connections`` requests in flight, and uses
+all of them. The benchmark counts a page's sequential model rounds from its trace and
+replays them with a zero-cost client for the ideal.
 """
 
 from __future__ import annotations
@@ -30,14 +29,14 @@ class Theme(BaseModel):
 
 
 @pytest.mark.parametrize("limit", [20, 40])
-async def test_split_pools_serve_up_to_max_connections_at_once(limit: int) -> None:
+async def test_max_connections_are_all_used_and_never_exceeded(limit: int) -> None:
     with StubOpenAIServer(latency=0.3) as srv:
         async with OpenAICompatibleLLM(srv.base_url, "stub", max_connections=limit) as llm:
             results = await asyncio.gather(
                 *(llm.agenerate(MESSAGES, Structured(Theme)) for _ in range(40))
             )
     assert len(results) == 40 and srv.request_count == 40
-    # Never more than the limit side by side, and close to it: the pools share the load.
+    # Never more than the limit side by side, and close to it.
     assert limit - 4 <= srv.max_in_flight <= limit
 
 
@@ -50,3 +49,11 @@ def test_benchmark_section_builds_every_page_and_counts_rounds() -> None:
     assert figures["mean_rounds"] >= 2
     assert figures["max_in_flight_server"] is not None
     assert figures["max_in_flight_server"] <= figures["max_connections"]
+
+
+def test_replay_ideal_is_list_scheduling_of_the_pages_rounds() -> None:
+    # 2 slots, 1 s per round: 3-round page on one slot, three 1-round pages on the other.
+    assert bench.replay_ideal([3, 1, 1, 1], concurrency=2, latency=1.0) == pytest.approx(4 / 3)
+    # A batch that cannot keep every slot busy to the end falls short of C / (rounds x L).
+    assert bench.replay_ideal([2, 2, 2], concurrency=2, latency=1.0) == pytest.approx(0.75)
+    assert bench.replay_ideal([2] * 4, concurrency=2, latency=0.5) == pytest.approx(2.0)
