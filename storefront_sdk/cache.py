@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -52,6 +53,8 @@ _SECRET_NAME = re.compile(
     r"(api_?key|secret|passw|authori[sz]ation|credential|bearer|cookie|(^|_)token$)", re.I
 )
 _SECRET_VALUE = re.compile(r"^(sk-[A-Za-z0-9_-]{8,}|Bearer\s+\S+)")
+_SECRET_IN_JOINED = re.compile(r"(?:^|\x00)(?:sk-[A-Za-z0-9_-]{8,}|Bearer\s+\S+)")
+"""``_SECRET_VALUE`` at the start of any item of a ``"\\x00"``-joined list of strings."""
 
 _BYPASS: ContextVar[tuple[bool, bool] | None] = ContextVar("storefront_cache_bypass", default=None)
 
@@ -90,19 +93,39 @@ class CacheStats:
         return out
 
 
+_STR_ONLY = {str}
+
+
+@lru_cache(maxsize=1024)
+def _secret_name(name: str) -> bool:
+    return _SECRET_NAME.search(name) is not None
+
+
 def _canonical(value: Any, path: str) -> Any:
     """A JSON-ready, order-stable form of a key part; rejects secrets and opaque objects."""
+    kind = type(value)  # exact types first: ABC isinstance checks cost a microsecond each
+    if kind is str:
+        if _SECRET_VALUE.match(value):
+            raise ConfigurationError(f"cache key part {path} looks like a secret")
+        return value
+    if value is None or kind is bool or kind is int:
+        return value
     if isinstance(value, BaseModel):
         return _canonical(value.model_dump(mode="json"), path)
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
             name = str(k)
-            if _SECRET_NAME.search(name):
+            if _secret_name(name):
                 raise ConfigurationError(f"cache key part {path}.{name} looks like a secret")
             out[name] = _canonical(v, f"{path}.{name}")
         return out
     if isinstance(value, (list, tuple)):
+        # Lists of strings (keyword shortlists: ~100 items) are checked in one regex pass.
+        if set(map(type, value)) <= _STR_ONLY and not _SECRET_IN_JOINED.search(
+            "\x00".join(value)
+        ):
+            return list(value)
         return [_canonical(v, f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, (set, frozenset)):
         return sorted(_canonical(v, path) for v in value)

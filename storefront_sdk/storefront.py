@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .catalog import Catalog
 from .exceptions import ComponentError, ConfigurationError
-from .filtering.gates import Gate
+from .filtering.gates import Gate, NearDuplicateGate
 from .filtering.lexical import LexicalRelevanceFilter
 from .generation.history import HistoryThemeGenerator
 from .generation.static import StaticThemeGenerator
@@ -321,7 +321,9 @@ class Storefront:
                         reason="duplicate_title",
                     )
                     continue
-                if self._theme_rejected(theme, user, trace, slot):
+                if self._theme_rejected(theme, user, trace, slot) or self._duplicate_theme(
+                    theme, accepted, batch, trace, slot
+                ):
                     slot += 1
                     continue
                 seen_titles.add(key)
@@ -414,6 +416,33 @@ class Storefront:
                     **data,
                 )
                 return True
+        return False
+
+    def _duplicate_theme(
+        self,
+        theme: Theme,
+        accepted: list[Placement],
+        batch: list[tuple[int, Theme, PlacementSource]],
+        trace: Trace,
+        slot: int,
+    ) -> bool:
+        """A near-duplicate title of an accepted or batched placement is dropped before
+        retrieval (the placement-level gate would drop it after), so the batch takes the
+        next theme in the same round instead."""
+        for gate in self._gates("placement"):
+            if isinstance(gate, NearDuplicateGate):
+                others = [p.theme.title for p in accepted] + [t.title for _, t, _ in batch]
+                if gate.duplicate_title(theme.title, others):
+                    trace.add_event(
+                        "gate",
+                        f"theme {theme.title!r} rejected: duplicate_title",
+                        placement=slot,
+                        gate=gate.name,
+                        reason="duplicate_title",
+                        level="theme",
+                        title=theme.title,
+                    )
+                    return True
         return False
 
     def _theme_rejected(self, theme: Theme, user: UserContext, trace: Trace, slot: int) -> bool:

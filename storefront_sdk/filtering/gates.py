@@ -401,6 +401,11 @@ class NearDuplicateGate(Gate):
         self.text_threshold = text_threshold
         self.overlap_threshold = overlap_threshold
 
+    def duplicate_title(self, title: str, others: Iterable[str]) -> bool:
+        """Is ``title`` too similar to one of ``others``? The storefront asks this before
+        spending retrieval on a theme, against the placements accepted and batched."""
+        return any(text_similarity(title, o) >= self.text_threshold for o in others)
+
     def check_placement(
         self, placement: Placement, accepted: Sequence[Placement], user: UserContext
     ) -> str | None:

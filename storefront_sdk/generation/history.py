@@ -72,6 +72,10 @@ class HistoryThemeGenerator(ThemeGenerator):
         self.max_pinned = max_pinned
         self._copurchase: dict[str, Counter[str]] = {}
         self._popular_cache: list[Theme] | None = None
+        # The last (user, n, themes): a page asks twice for the same user (the LLM theme
+        # generator's "Buy it again", then the storefront's fallback themes).
+        self._last: tuple[UserContext, int, list[Theme]] | None = None
+        self._phrase_memo: dict[tuple[str, ...], list[str]] = {}
 
     # -- optional fitting -------------------------------------------------------------
     def fit(self, users: Iterable[UserContext]) -> HistoryThemeGenerator:
@@ -89,10 +93,19 @@ class HistoryThemeGenerator(ThemeGenerator):
                         if a != b:
                             co[a][b] += 1
         self._copurchase = dict(co)
+        self._last = None
         return self
 
     # -- generation ---------------------------------------------------------------------
     def generate(self, user: UserContext, n: int) -> list[Theme]:
+        last = self._last
+        if last is not None and last[0] is user and last[1] == n:
+            return list(last[2])
+        themes = self._generate(user, n)
+        self._last = (user, n, themes)
+        return list(themes)
+
+    def _generate(self, user: UserContext, n: int) -> list[Theme]:
         weights = {
             pid: w for pid, w in user_product_weights(user.history).items() if pid in self.catalog
         }
@@ -150,7 +163,7 @@ class HistoryThemeGenerator(ThemeGenerator):
             products = [self.catalog[pid] for pid in by_aisle[aisle]]
             pins = [pid for pid in by_aisle[aisle] if pid not in shown][: self.pins_per_aisle]
             shown.update(pins)
-            concepts = [aisle, *_title_phrases(products, 3)]
+            concepts = [aisle, *self._phrases(by_aisle[aisle], products)]
             themes.append(
                 Theme(
                     title=_AISLE_TITLES[i % len(_AISLE_TITLES)].format(x=_display(aisle))[:60],
@@ -165,6 +178,16 @@ class HistoryThemeGenerator(ThemeGenerator):
         if self._copurchase:
             themes[2:2] = self._together(ranked, shown)
         return themes
+
+    def _phrases(self, ids: list[str], products: Sequence[Product]) -> list[str]:
+        """:func:`_title_phrases` of these products, remembered (a user's aisles repeat)."""
+        key = tuple(ids)
+        hit = self._phrase_memo.get(key)
+        if hit is None:
+            if len(self._phrase_memo) > 50_000:
+                self._phrase_memo.clear()
+            hit = self._phrase_memo[key] = _title_phrases(products, 3)
+        return hit
 
     def _together(self, ranked: Sequence[str], shown: set[str]) -> list[Theme]:
         for anchor in ranked[:5]:

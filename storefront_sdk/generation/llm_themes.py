@@ -404,7 +404,10 @@ class LLMThemeGenerator(ThemeGenerator):
         buy_again = None
         if self.rules.buy_it_again_first and n > 0:
             buy_again = next(
-                (t for t in self.baseline.generate(user, 1) if t.kind == "buy_again"), None
+                # n, not 1: the storefront asks the baseline for n fallback themes of the
+                # same user, which the history baseline then answers from memory.
+                (t for t in self.baseline.generate(user, n) if t.kind == "buy_again"),
+                None,
             )
             if buy_again is not None and buy_again.title != self.rules.buy_it_again_title:
                 buy_again = buy_again.model_copy(update={"title": self.rules.buy_it_again_title})

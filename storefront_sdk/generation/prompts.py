@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..exceptions import ConfigurationError
@@ -76,7 +77,7 @@ class PromptTemplate:
     examples: tuple[tuple[str, str], ...] = ()
     notes: str = field(default="", compare=False)
 
-    @property
+    @cached_property  # frozen: computed once (it is part of every cache key)
     def fingerprint(self) -> str:
         """A hash of the template's text: part of cache keys alongside ``version``."""
         blob = json.dumps([self.version, self.system, self.user, self.examples])

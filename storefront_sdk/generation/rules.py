@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from ..text import tokenize
 from ..types import Theme, UserContext
@@ -125,7 +125,7 @@ class MerchandisingRules:
     dedupe_threshold: float = 0.75
     title_max_chars: int = 60
 
-    @property
+    @cached_property  # frozen: computed once (it is part of every cache key)
     def fingerprint(self) -> str:
         """A hash of the rules (rules shape the prompt, so they are part of cache keys)."""
         blob = json.dumps(asdict(self), sort_keys=True)
