@@ -13,6 +13,7 @@ import gzip
 import json
 import socket
 import socketserver
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -43,9 +44,10 @@ class _Scripted(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _ScriptedHandler)
         self.script = script
+        self.tls = tls
         self.requests = 0
         self.connections = 0
         self.lock = threading.Lock()
@@ -53,6 +55,11 @@ class _Scripted(socketserver.ThreadingTCPServer):
 
 class _ScriptedHandler(socketserver.StreamRequestHandler):
     server: _Scripted
+
+    def setup(self) -> None:
+        if self.server.tls is not None:
+            self.request = self.server.tls.wrap_socket(self.request, server_side=True)
+        super().setup()
 
     def handle(self) -> None:
         with self.server.lock:
@@ -81,11 +88,11 @@ class _ScriptedHandler(socketserver.StreamRequestHandler):
 
 
 @pytest.fixture
-def scripted() -> Iterator[Callable[[Script], _Scripted]]:
+def scripted() -> Iterator[Callable[..., _Scripted]]:
     servers: list[_Scripted] = []
 
-    def start(script: Script) -> _Scripted:
-        server = _Scripted(script)
+    def start(script: Script, tls: ssl.SSLContext | None = None) -> _Scripted:
+        server = _Scripted(script, tls)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return server
@@ -252,3 +259,35 @@ def test_backend_uses_the_lean_transport_unless_a_proxy_is_set(
     monkeypatch.setenv("NO_PROXY", "*")
     transport, clients = asyncio.run(kinds())
     assert isinstance(transport, AsyncHTTP11Transport) and not clients
+
+
+def test_https_with_sni_and_certificate_checks(
+    scripted: Callable[..., _Scripted], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TLS through the lean transport: a throwaway CA, a certificate for localhost."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_tls)
+    reply = {"choices": [{"message": {"content": '{"items": ["b"]}'}, "finish_reason": "stop"}]}
+    server = scripted(lambda n, r: (_response(json.dumps(reply).encode()), False), server_tls)
+    port = server.server_address[1]
+
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    [ok] = _post(f"https://localhost:{port}/v1/chat/completions", AsyncHTTP11Transport(
+        ssl_context=trusting))  # fmt: skip
+    assert ok.json() == reply
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        _post(
+            f"https://localhost:{port}/x",
+            AsyncHTTP11Transport(ssl_context=ssl.create_default_context()),
+        )
+
+    # The backend's own context honours SSL_CERT_FILE, as httpx's does.
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    llm = OpenAICompatibleLLM(f"https://localhost:{port}/v1", "m", max_retries=0)
+    result = asyncio.run(_ask(llm, MultiChoice(("a", "b"), min_items=1, max_items=1)))
+    assert result.value == ["b"]
