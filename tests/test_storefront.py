@@ -281,3 +281,33 @@ def test_pages_do_not_depend_on_the_hash_seed() -> None:
         for seed in ("1", "2", "3")
     }
     assert len(outputs) == 1
+
+
+def test_near_duplicate_titles_are_dropped_before_retrieval(demo_catalog: Catalog) -> None:
+    class Echoing(ThemeGenerator):
+        """A model that says the same thing twice in slightly different words."""
+
+        def generate(self, user: UserContext, n: int) -> list[Theme]:
+            titles = ["Pasta night", "Pasta nights", "Fresh fruit", "Cheese board",
+                      "Breakfast cereal", "Coffee break", "Snack time", "Baking day",
+                      "Soup season", "Frozen pizza"]  # fmt: skip
+            return [Theme(title=t, concepts=[t.lower()], source="custom") for t in titles][:n]
+
+    sf = Storefront(demo_catalog, llm=None, theme_generator=Echoing())
+    page = sf.build(demo_user("demo-1"))
+    dropped = [
+        e for e in page.trace.events_of("gate") if e.data.get("level") == "theme"
+    ]  # fmt: skip
+    assert [e.data["title"] for e in dropped] == ["Pasta nights"]
+    assert dropped[0].data["reason"] == "duplicate_title"
+    assert dropped[0].data["gate"] == "NearDuplicateGate"
+    # No retrieval was spent on it, and its place went to the next theme.
+    retrieved = {s.placement for s in page.trace.stages_of("retrieve")}
+    assert dropped[0].placement not in retrieved
+    titles = [pl.theme.title for pl in page.placements]
+    assert "Pasta nights" not in titles and "Pasta night" in titles
+
+    # Without the near-duplicate gate both are retrieved and shown.
+    plain = Storefront(demo_catalog, llm=None, theme_generator=Echoing(), gates=[])
+    titles = [pl.theme.title for pl in plain.build(demo_user("demo-1")).placements]
+    assert {"Pasta night", "Pasta nights"} <= set(titles)
