@@ -459,13 +459,13 @@ class Storefront:
         self, slot: int, theme: Theme, source: PlacementSource, user: UserContext, trace: Trace
     ) -> _Steps:
         keywords, fell_back = yield from self._keywords(slot, theme, user, trace)
-        products = yield from self._products(slot, theme, user, trace, keywords)
-        if (
-            len(products) < self.config.min_products
-            and not fell_back
-            and self.keyword_generator is not self.fallback_keyword_generator
-        ):
-            # Generated keywords that retrieve too little: one more try with the baseline's.
+        can_retry = not fell_back and self.keyword_generator is not self.fallback_keyword_generator
+        products = yield from self._products(
+            slot, theme, user, trace, keywords, rank_if_thin=not can_retry
+        )
+        if len(products) < self.config.min_products and can_retry:
+            # Generated keywords that retrieve too little: one more try with the baseline's
+            # (the thin first attempt was not ranked: its products are discarded).
             reason = f"only {len(products)} products with the generated keywords"
             trace.add_event("fallback", reason, placement=slot, stage="keywords")
             keywords = yield from self._fallback_keywords(slot, theme, user, trace, reason)
@@ -473,9 +473,20 @@ class Storefront:
         return _Draft(slot=slot, theme=theme, source=source, keywords=keywords, products=products)
 
     def _products(
-        self, slot: int, theme: Theme, user: UserContext, trace: Trace, keywords: list[str]
+        self,
+        slot: int,
+        theme: Theme,
+        user: UserContext,
+        trace: Trace,
+        keywords: list[str],
+        *,
+        rank_if_thin: bool = True,
     ) -> _Steps:
-        """Pinned products, then retrieved -> filtered -> ranked candidates."""
+        """Pinned products, then retrieved -> filtered -> ranked candidates.
+
+        With ``rank_if_thin=False``, fewer than ``min_products`` in all are returned
+        unranked: the caller retries with other keywords and discards them.
+        """
         cfg = self.config
         pinned_ids = [pid for pid in dict.fromkeys(theme.pinned_product_ids) if pid in self.catalog]
         hits: list[_Hit] = []
@@ -503,7 +514,8 @@ class Storefront:
         pinned = [ScoredProduct.of(self.catalog[pid], pinned=True) for pid in pinned_ids]
         if hits:
             candidates = yield from self._filter(slot, theme, hits, trace)
-        if candidates:
+        thin = len(pinned) + len(candidates) < cfg.min_products
+        if candidates and (rank_if_thin or not thin):
             candidates = yield from self._rank(slot, theme, user, candidates, trace)
         return pinned + candidates
 
