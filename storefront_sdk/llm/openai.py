@@ -497,10 +497,11 @@ class OpenAICompatibleLLM(LLM):
 
     def _exchange(self, body: dict[str, Any]) -> _Reply | _FormatRejected:
         client = self._sync_client()
+        content = _encode(body)
         for attempt in Retrying(sleep=self._sleep, **self._retry_options()):
             with attempt:
                 try:
-                    response = client.post("chat/completions", json=body)
+                    response = client.post("chat/completions", content=content)
                 except httpx.TransportError as exc:
                     raise self._transport_error(exc) from None
                 return self._interpret(response, attempt.retry_state.attempt_number)
