@@ -112,7 +112,7 @@ class _Connection:
         try:
             self.writer.write(data)
             await _within(self.writer.drain(), timeouts.get("write"), httpx.WriteTimeout, request)
-        except (ConnectionError, OSError) as exc:
+        except OSError as exc:  # ConnectionError included
             raise _Stale(str(exc)) from None
         return await self._receive(request, timeouts.get("read"))
 
@@ -132,7 +132,7 @@ class _Connection:
                     data = await _within(
                         self.reader.read(_READ_SIZE), read_timeout, httpx.ReadTimeout, request
                     )
-                except (ConnectionError, OSError) as exc:
+                except OSError as exc:  # ConnectionError included
                     if not received_any:
                         raise _Stale(str(exc)) from None
                     raise httpx.ReadError(str(exc), request=request) from None
