@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -22,6 +22,7 @@ __all__ = [
     "PlacementSource",
     "Product",
     "RetrievalQuery",
+    "RetrievedProduct",
     "ScoredProduct",
     "StageRecord",
     "Theme",
@@ -150,6 +151,20 @@ class Candidate(_Frozen):
     product_id: str
     score: float
     keyword: str | None = None
+
+
+class RetrievedProduct(NamedTuple):
+    """A retrieved catalog product, the keyword that found it and its retrieval score.
+
+    What :meth:`~storefront_sdk.interfaces.Retriever.retrieve_products` returns: a
+    :class:`Candidate` already resolved to the catalog's own :class:`Product`. A named
+    tuple rather than a model, because a page retrieves hundreds of them and they are
+    immutable values built from already-validated parts.
+    """
+
+    product: Product
+    keyword: str | None
+    score: float
 
 
 class ScoredProduct(_Frozen):

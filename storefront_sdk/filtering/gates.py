@@ -1,6 +1,8 @@
 """Quality and safety gates (AIQA) in the page assembly path.
 
-A gate looks at a theme before retrieval, at each product of a placement, and
+The :class:`~storefront_sdk.interfaces.Gate` contract lives in
+:mod:`storefront_sdk.interfaces` (re-exported here). A gate looks at a theme
+before retrieval (against the themes accepted so far), at each keyword, at each product of a placement, and
 at each assembled placement against those already accepted. Each check returns
 ``None`` to accept or a short reason code to reject; the storefront drops what
 is rejected and records ``gate``, ``reason`` and the subject in the trace
@@ -14,6 +16,8 @@ a detail (``"sensitive_trait:health"``, ``"restricted_product:red wines"``);
 * :class:`SafetyGate` -- blocklist, sensitive-trait inference, age-restricted
   categories (by :class:`~storefront_sdk.filtering.safety.SafetyPolicy`) and
   instruction-like text;
+* :class:`MerchandisingGate` -- the merchandising rules (banned words,
+  age-restricted terms, at most ``max_seasonal`` seasonal themes);
 * :class:`TitleQualityGate` -- empty, long, repeated, shouting, oddly cased,
   placeholder or off-topic titles;
 * :class:`NearDuplicateGate` -- placements too similar to one already accepted.
@@ -21,26 +25,27 @@ a detail (``"sensitive_trait:health"``, ``"restricted_product:red wines"``);
 
 from __future__ import annotations
 
-import math
-import re
-import unicodedata
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date
 from functools import lru_cache
-from itertools import pairwise
 
-from ..text import STOP_WORDS, normalize, tokenize
+from ..generation.rules import MerchandisingRules
+from ..interfaces import Gate
+from ..text import tokenize
 from ..types import Placement, Product, Theme, UserContext
 from .safety import SafetyPolicy
+from .titles import DUPLICATE_THRESHOLD, TitleRules, is_duplicate_title, text_similarity
 
 __all__ = [
     "REASON_CODES",
     "Gate",
+    "MerchandisingGate",
     "NearDuplicateGate",
     "SafetyGate",
     "TitleQualityGate",
     "default_gates",
     "reason_code",
+    "text_similarity",
 ]
 
 REASON_CODES: dict[str, str] = {
@@ -61,6 +66,12 @@ REASON_CODES: dict[str, str] = {
     "markup": "the title holds markup, code, a URL or control characters",
     "placeholder": 'the title is placeholder text ("Theme 1", "Untitled", "lorem")',
     "off_topic": "no word of the title appears in the placement's products or keywords",
+    "too_many_words": "the title has more than max_words words (judges only by default)",
+    "not_capitalised": "the title starts in lower case (judges only by default)",
+    # MerchandisingGate
+    "banned_word": "contains a word the merchandising rules ban (detail: the word)",
+    "age_restricted": "names an age-restricted term for a non-verified user (detail: the term)",
+    "extra_seasonal": "one seasonal placement more than the rules allow",
     # NearDuplicateGate
     "duplicate_title": "the title is nearly the same as an accepted placement's",
     "duplicate_theme": "title, concepts and keywords nearly match an accepted placement's",
@@ -72,32 +83,6 @@ REASON_CODES: dict[str, str] = {
 def reason_code(reason: str) -> str:
     """The code part of a gate reason: ``"sensitive_trait:health"`` -> ``"sensitive_trait"``."""
     return reason.split(":", 1)[0]
-
-
-class Gate:
-    """Base class: every check accepts by default; override the ones you need."""
-
-    @property
-    def name(self) -> str:
-        return type(self).__name__
-
-    def check_theme(self, theme: Theme, user: UserContext) -> str | None:
-        """Reject a theme before any retrieval is spent on it."""
-        return None
-
-    def check_keyword(self, keyword: str, theme: Theme, user: UserContext) -> str | None:
-        """Reject one retrieval keyword before it is used (the placement keeps the others)."""
-        return None
-
-    def check_product(self, product: Product, theme: Theme, user: UserContext) -> str | None:
-        """Reject one product of a placement (e.g. restricted category)."""
-        return None
-
-    def check_placement(
-        self, placement: Placement, accepted: Sequence[Placement], user: UserContext
-    ) -> str | None:
-        """Reject an assembled placement, given the placements accepted before it."""
-        return None
 
 
 # -- safety -------------------------------------------------------------------------------
@@ -160,7 +145,9 @@ class SafetyGate(Gate):
         self._product_memo[product.id] = (product, verdict)
         return verdict
 
-    def check_theme(self, theme: Theme, user: UserContext) -> str | None:
+    def check_theme(
+        self, theme: Theme, user: UserContext, accepted: Sequence[Theme] = ()
+    ) -> str | None:
         # A verdict depends only on the theme's texts and the user's age flag: memoised.
         key = (
             theme.title,
@@ -237,36 +224,16 @@ GENERIC_TITLE_WORDS: frozenset[str] = frozenset(
 )
 """Words a title may use without them naming anything in the placement (off-topic check)."""
 
-_PLACEHOLDER_FULL = re.compile(
-    r"^(theme|placement|carousel|section|row|category|title|collection|heading|untitled|"
-    r"placeholder|test|testing|sample|example|todo|tbd|n a|na|none|null|nil|undefined|"
-    r"string|text|name|empty|default|x+|foo|bar|baz|asdf|qwerty)( ?[0-9]+)?$"
-)
-_PLACEHOLDER_ANY = re.compile(
-    r"(?<![a-z0-9])(lorem|ipsum|dolor sit|untitled|placeholder|todo|tbd|xxx+|asdf|"
-    r"insert title|title here|your title|sample title|theme title|"
-    r"(theme|placement|carousel|section|row) ?[0-9]+)(?![a-z0-9])"
-)
-_MARKUP = re.compile(r"[{}<>\[\]|\\`^~]|https?://|www\.|\.(com|net|org|io)\b", re.IGNORECASE)
-
-
-def _letters(text: str) -> list[str]:
-    return [c for c in text if c.isalpha()]
-
-
-def _case_flips(word: str) -> int:
-    """How many times a word goes from lower to upper case inside it ("wEiRd" -> 2)."""
-    return sum(1 for a, b in pairwise(word) if a.islower() and b.isupper())
-
 
 class TitleQualityGate(Gate):
     """Rejects titles a shopper should never see: empty, too long, repeated, shouting,
     oddly cased, symbols only, placeholders, markup, or off-topic for the placement.
 
-    Title checks run on the theme (before retrieval is spent on it); the
-    off-topic check runs on the assembled placement, where its products and
-    keywords are known. ``generic_words`` may appear in any title ("Buy it
-    again", "Weeknight favourites") without naming a product.
+    Title checks run on the theme (before retrieval is spent on it) with
+    :class:`~storefront_sdk.filtering.titles.TitleRules`, the same rules the offline
+    judges use; the off-topic check runs on the assembled placement, where its
+    products and keywords are known. ``generic_words`` may appear in any title
+    ("Buy it again", "Weeknight favourites") without naming a product.
     """
 
     def __init__(
@@ -281,54 +248,29 @@ class TitleQualityGate(Gate):
         generic_words: Iterable[str] = GENERIC_TITLE_WORDS,
         placeholders: Iterable[str] = (),
     ) -> None:
-        self.max_len = max_len
-        self.min_len = min_len
-        self.max_caps_ratio = max_caps_ratio
-        self.min_letter_ratio = min_letter_ratio
-        self.max_word_repeats = max_word_repeats
+        self.rules = TitleRules(
+            max_len=max_len,
+            min_len=min_len,
+            max_caps_ratio=max_caps_ratio,
+            min_letter_ratio=min_letter_ratio,
+            max_word_repeats=max_word_repeats,
+            placeholders=tuple(placeholders),
+        )
         self.check_off_topic = check_off_topic
         self.generic_words = frozenset(tokenize(" ".join(generic_words)))
-        self.placeholders = tuple(normalize(p) for p in placeholders if normalize(p))
 
-    def check_theme(self, theme: Theme, user: UserContext) -> str | None:
+    @property
+    def max_len(self) -> int:
+        return self.rules.max_len
+
+    def check_theme(
+        self, theme: Theme, user: UserContext, accepted: Sequence[Theme] = ()
+    ) -> str | None:
         return self.check_title(theme.title)
 
     def check_title(self, title: str) -> str | None:
         """The reason code a title alone fails on, or None (usable outside a page build)."""
-        raw = unicodedata.normalize("NFKC", title)
-        text = raw.strip()
-        letters = _letters(text)
-        if not letters:
-            return "empty_title"
-        if any(unicodedata.category(c) in ("Cc", "Cf") for c in text) or _MARKUP.search(text):
-            return "markup"
-        if len(text) > self.max_len:
-            return "title_too_long"
-        if len(text) < self.min_len:
-            return "title_too_short"
-        visible = [c for c in text if not c.isspace()]
-        if len(letters) / len(visible) < self.min_letter_ratio:
-            return "not_letters"
-        flat = normalize(text)
-        if _PLACEHOLDER_FULL.match(flat) or _PLACEHOLDER_ANY.search(flat):
-            return "placeholder"
-        if any(
-            p == flat or re.search(rf"(?<![a-z0-9]){re.escape(p)}(?![a-z0-9])", flat)
-            for p in self.placeholders
-        ):
-            return "placeholder"
-        words = flat.split()
-        if any(a == b for a, b in pairwise(words)):
-            return "repeated_words"
-        counts = Counter(w for w in words if w not in STOP_WORDS)
-        if counts and max(counts.values()) > self.max_word_repeats:
-            return "repeated_words"
-        upper = sum(1 for c in letters if c.isupper())
-        if len(letters) >= 6 and upper / len(letters) > self.max_caps_ratio:
-            return "all_caps"
-        if any(_case_flips(w) >= 2 for w in text.split()):
-            return "odd_casing"
-        return None
+        return self.rules.first_problem(title)
 
     def check_placement(
         self, placement: Placement, accepted: Sequence[Placement], user: UserContext
@@ -360,25 +302,6 @@ def _token_set(text: str) -> frozenset[str]:
 
 
 @lru_cache(maxsize=8192)
-def _trigrams(text: str) -> tuple[dict[str, int], float]:
-    """Character-trigram counts of the text's tokens, and their L2 norm."""
-    grams: Counter[str] = Counter()
-    for tok in tokenize(text):
-        padded = f" {tok} "
-        grams.update(padded[i : i + 3] for i in range(len(padded) - 2))
-    return dict(grams), math.sqrt(sum(v * v for v in grams.values()))
-
-
-def text_similarity(a: str, b: str) -> float:
-    """Cosine similarity of character-trigram counts of two texts' tokens, in [0, 1]."""
-    (ga, na), (gb, nb) = _trigrams(a), _trigrams(b)
-    if not ga or not gb:
-        return 0.0
-    dot = sum(ga[k] * gb[k] for k in ga.keys() & gb.keys())
-    return dot / (na * nb)
-
-
-@lru_cache(maxsize=8192)
 def _bag_of(title: str, words: tuple[str, ...]) -> str:
     return " ".join(sorted(set(tokenize(" ".join([title, *words])))))
 
@@ -391,20 +314,31 @@ def _bag(placement: Placement) -> str:
 class NearDuplicateGate(Gate):
     """Rejects a placement too similar to one accepted before it.
 
-    Similar text: the titles, or the bags of title + concept + keyword words,
+    Themes: a title nearly the same as an accepted theme's is rejected before
+    retrieval. Placements -- similar text: the titles, or the bags of title + concept + keyword words,
     have a character-trigram cosine at or above ``text_threshold``. Similar
     products: the overlap coefficient ``|A ∩ B| / min(|A|, |B|)`` of the two
     product sets is at or above ``overlap_threshold``.
     """
 
-    def __init__(self, text_threshold: float = 0.8, overlap_threshold: float = 0.5) -> None:
+    def __init__(
+        self, text_threshold: float = DUPLICATE_THRESHOLD, overlap_threshold: float = 0.5
+    ) -> None:
         self.text_threshold = text_threshold
         self.overlap_threshold = overlap_threshold
 
     def duplicate_title(self, title: str, others: Iterable[str]) -> bool:
-        """Is ``title`` too similar to one of ``others``? The storefront asks this before
-        spending retrieval on a theme, against the placements accepted and batched."""
-        return any(text_similarity(title, o) >= self.text_threshold for o in others)
+        """Is ``title`` too similar to one of ``others``?"""
+        return is_duplicate_title(title, others, self.text_threshold)
+
+    def check_theme(
+        self, theme: Theme, user: UserContext, accepted: Sequence[Theme] = ()
+    ) -> str | None:
+        """A near-duplicate of an accepted (or already admitted) theme's title is dropped
+        before retrieval is spent on it, so the round takes the next theme instead."""
+        if self.duplicate_title(theme.title, [t.title for t in accepted]):
+            return "duplicate_title"
+        return None
 
     def check_placement(
         self, placement: Placement, accepted: Sequence[Placement], user: UserContext
@@ -424,10 +358,49 @@ class NearDuplicateGate(Gate):
         return None
 
 
+# -- merchandising rules ------------------------------------------------------------------
+
+
+class MerchandisingGate(Gate):
+    """Enforces :class:`~storefront_sdk.generation.rules.MerchandisingRules` on every
+    theme, whichever generator made it.
+
+    Rejects themes naming a banned word (``banned_word:<word>``), an age-restricted
+    term for a user who is not age-verified (``age_restricted:<term>``), and a
+    seasonal theme when the themes accepted so far already hold ``max_seasonal``
+    (``extra_seasonal``; the season is the rules' ``season_for(user, today())``).
+    Near-duplicate titles are :class:`NearDuplicateGate`'s. ``today`` makes the date
+    injectable (tests, replays).
+    """
+
+    def __init__(
+        self,
+        rules: MerchandisingRules | None = None,
+        *,
+        today: Callable[[], date] = date.today,
+    ) -> None:
+        self.rules = rules if rules is not None else MerchandisingRules()
+        self.today = today
+
+    def check_theme(
+        self, theme: Theme, user: UserContext, accepted: Sequence[Theme] = ()
+    ) -> str | None:
+        rules = self.rules
+        why = rules.violation(theme, user)
+        if why is not None:
+            return why
+        season = rules.season_for(user, self.today())
+        if rules.is_seasonal(theme, season):
+            seasonal = sum(1 for t in accepted if rules.is_seasonal(t, season))
+            if seasonal >= rules.max_seasonal:
+                return "extra_seasonal"
+        return None
+
+
 def default_gates(policy: SafetyPolicy | None = None) -> list[Gate]:
     """The gates a :class:`~storefront_sdk.Storefront` runs unless told otherwise.
 
-    Safety first (cheapest and most important), then title quality, then
-    near-duplicates (which compare against the placements already accepted).
+    Safety first (cheapest and most important), then the merchandising rules, then
+    title quality, then near-duplicates (which compare against what is accepted).
     """
-    return [SafetyGate(policy), TitleQualityGate(), NearDuplicateGate()]
+    return [SafetyGate(policy), MerchandisingGate(), TitleQualityGate(), NearDuplicateGate()]

@@ -6,8 +6,9 @@ with a versioned prompt in which the user's context is fenced *data* (product
 names from the catalog, never ids; notes and preferences quoted as untrusted);
 its output must validate against :func:`theme_list_model` (``extra="forbid"``,
 titles <= 60 characters, 1-5 concepts); the validated output is cached, then
-repaired (whitespace, one-line descriptions, empty or duplicate concepts) and
-filtered by :class:`~storefront_sdk.generation.rules.MerchandisingRules`.
+repaired (whitespace, one-line descriptions, empty or duplicate concepts); the
+:class:`~storefront_sdk.generation.rules.MerchandisingRules` shape the prompt and
+are enforced by the storefront's ``MerchandisingGate`` for every generator.
 Fewer themes may come back; when none survive, :class:`OutputValidationError`
 says why and the storefront falls back to the baseline.
 """
@@ -449,10 +450,10 @@ class LLMThemeGenerator(ThemeGenerator):
         user: UserContext,
         drafts: Sequence[ThemeDraft | CompactThemeDraft],
     ) -> list[Theme]:
+        # The merchandising rules are enforced by the storefront's MerchandisingGate, for
+        # every generator; here the drafts are only repaired.
         themes, rejected = repair_drafts(drafts, title_max=self.rules.title_max_chars)
         existing = [plan.buy_again] if plan.buy_again is not None else []
-        outcome = self.rules.apply(themes, user, season=plan.season, existing=existing)
-        rejected += outcome.rejected
         annotate(
             prompt_version=self.prompt_version,
             profile=self.profile,
@@ -460,12 +461,12 @@ class LLMThemeGenerator(ThemeGenerator):
             themes_generated=len(drafts),
             themes_rejected=[f"{title[:60]}: {why}" for title, why in rejected],
         )
-        if not outcome.kept:
+        if not themes:
             reasons = ", ".join(sorted({why.split(":")[0] for _, why in rejected})) or "no output"
             raise OutputValidationError(
                 f"all {len(drafts)} generated themes were rejected ({reasons})"
             )
-        return [*existing, *outcome.kept]
+        return [*existing, *themes]
 
     def generate(self, user: UserContext, n: int) -> list[Theme]:
         plan = self._plan(user, n)

@@ -1,11 +1,17 @@
-"""Merchandising rules applied to generated themes: business policy, not model taste.
+"""Merchandising rules: business policy, not model taste.
 
-The rules say what a page must and must not contain regardless of what the
-model wrote: "Buy it again" first for returning users, at most one seasonal
-placement (the season comes from ``user.session["season"]`` or the date),
-no banned words, no age-restricted themes for users who are not age-verified,
-no near-duplicate titles. They are applied after every generation, including
-cached ones, so changing a rule never needs a cache flush.
+The rules say what a page must and must not contain regardless of what made
+its themes: "Buy it again" first for returning users, at most one seasonal
+placement (the season comes from ``user.session["season"]`` or the date), no
+banned words, no age-restricted themes for users who are not age-verified.
+This module holds the rules and their checks; they are *enforced* by
+:class:`~storefront_sdk.filtering.gates.MerchandisingGate` in the storefront's
+gates, for every theme generator (model, history, static or your own), on every
+build, so changing a rule never needs a cache flush. Near-duplicate titles are
+:class:`~storefront_sdk.filtering.gates.NearDuplicateGate`'s (one implementation,
+:func:`~storefront_sdk.filtering.titles.is_duplicate_title`). The
+:class:`~storefront_sdk.generation.llm_themes.LLMThemeGenerator` also puts the
+rules in its prompt (banned words, season, the "Buy it again" title).
 """
 
 from __future__ import annotations
@@ -13,14 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date
 from functools import cached_property, lru_cache
 
 from ..text import tokenize
 from ..types import Theme, UserContext
 
-__all__ = ["DEFAULT_AGE_RESTRICTED", "SEASONAL_WORDS", "MerchandisingRules", "RulesOutcome"]
+__all__ = ["DEFAULT_AGE_RESTRICTED", "SEASONAL_WORDS", "MerchandisingRules"]
 
 #: Terms that mark a theme as age-restricted (shown only to age-verified users).
 DEFAULT_AGE_RESTRICTED: tuple[str, ...] = (
@@ -82,14 +88,6 @@ _NORTH = {
 _FLIP = {"winter": "summer", "summer": "winter", "spring": "autumn", "autumn": "spring"}
 
 
-@dataclass(frozen=True)
-class RulesOutcome:
-    """Themes that passed, in order, and ``(title, reason)`` for each one dropped."""
-
-    kept: list[Theme]
-    rejected: list[tuple[str, str]] = field(default_factory=list)
-
-
 @lru_cache(maxsize=8192)
 def _phrase(word: str) -> tuple[str, ...]:
     return tuple(tokenize(word))
@@ -122,7 +120,6 @@ class MerchandisingRules:
     banned_words: tuple[str, ...] = ()
     age_restricted_terms: tuple[str, ...] = DEFAULT_AGE_RESTRICTED
     seasonal_words: tuple[str, ...] = SEASONAL_WORDS
-    dedupe_threshold: float = 0.75
     title_max_chars: int = 60
 
     @cached_property  # frozen: computed once (it is part of every cache key)
@@ -169,48 +166,3 @@ class MerchandisingRules:
                 if _contains(toks, phrase):
                     return f"age_restricted:{' '.join(phrase)}"
         return None
-
-    def similar(self, a: str, b: str) -> bool:
-        """Near-identical titles: same words, or word-set Jaccard >= ``dedupe_threshold``."""
-        ta, tb = set(tokenize(a)), set(tokenize(b))
-        if not ta or not tb:
-            return a.strip().lower() == b.strip().lower()
-        return ta == tb or len(ta & tb) / len(ta | tb) >= self.dedupe_threshold
-
-    def apply(
-        self,
-        themes: Sequence[Theme],
-        user: UserContext,
-        *,
-        season: str | None = None,
-        existing: Sequence[Theme] = (),
-    ) -> RulesOutcome:
-        """Filter generated ``themes`` (in order) against the rules.
-
-        ``existing`` are themes already on the page (e.g. "Buy it again"): a
-        generated theme too similar to one of them is dropped, and seasonal
-        ones among them count towards ``max_seasonal``. The first allowed
-        seasonal theme gets ``kind="seasonal"``.
-        """
-        kept: list[Theme] = []
-        rejected: list[tuple[str, str]] = []
-        seasonal = sum(1 for t in existing if self.is_seasonal(t, season))
-        for theme in themes:
-            reason = self.violation(theme, user)
-            if reason is None and self.similar(theme.title, self.buy_it_again_title):
-                reason = "reserved_title"
-            if reason is None and any(
-                self.similar(theme.title, t.title) for t in [*existing, *kept]
-            ):
-                reason = "duplicate_title"
-            if reason is None and self.is_seasonal(theme, season):
-                if seasonal >= self.max_seasonal:
-                    reason = "extra_seasonal"
-                else:
-                    seasonal += 1
-                    theme = theme.model_copy(update={"kind": "seasonal"})
-            if reason is None:
-                kept.append(theme)
-            else:
-                rejected.append((theme.title, reason))
-        return RulesOutcome(kept=kept, rejected=rejected)

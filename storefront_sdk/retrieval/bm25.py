@@ -14,7 +14,6 @@ round-robin so every keyword contributes (see ``docs/retrieval.md``).
 
 from __future__ import annotations
 
-import asyncio
 import math
 import threading
 from collections import OrderedDict
@@ -32,7 +31,7 @@ from ..catalog import Catalog
 from ..exceptions import ConfigurationError
 from ..interfaces import Retriever
 from ..text import tokenize
-from ..types import Candidate, Product, RetrievalQuery
+from ..types import Candidate, Product, RetrievalQuery, RetrievedProduct
 
 __all__ = ["BM25Retriever"]
 
@@ -326,21 +325,29 @@ class BM25Retriever(Retriever):
             ]
         )
 
-    def retrieve_products(self, query: RetrievalQuery) -> list[tuple[Product, str, float]]:
-        """:meth:`retrieve` as ``(product, keyword, score)`` with the catalog's own products.
+    def retrieve_products(self, query: RetrievalQuery, catalog: Catalog) -> list[RetrievedProduct]:
+        """:meth:`retrieve` resolved to ``catalog``'s products (the contract's fast path).
 
-        The same results, without building a :class:`Candidate` per hit or looking ids
-        up again: the :class:`~storefront_sdk.Storefront` uses it when this retriever
-        indexes the storefront's own catalog.
+        When ``catalog`` is the one this index was built over, the products come
+        straight from it: no :class:`Candidate` per hit, no id looked up again. Over
+        another catalog, or when a subclass overrides :meth:`retrieve`, the results of
+        :meth:`retrieve` are hydrated as for any retriever.
         """
+        if catalog is not self.catalog or not self._native_retrieve:
+            return super().retrieve_products(query, catalog)
         positions, scores, keywords = self._retrieve(query)
-        products = self.catalog.products
-        return [(products[d], kw, s) for d, s, kw in zip(positions, scores, keywords, strict=True)]
+        products = catalog.products
+        return [
+            RetrievedProduct(products[d], kw, s)
+            for d, s, kw in zip(positions, scores, keywords, strict=True)
+        ]
 
-    async def aretrieve_products(self, query: RetrievalQuery) -> list[tuple[Product, str, float]]:
-        if self.run_inline:
-            return self.retrieve_products(query)
-        return await asyncio.to_thread(self.retrieve_products, query)
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A subclass that changes what retrieve() returns must not be bypassed.
+        cls._native_retrieve = cls.retrieve is BM25Retriever.retrieve
+
+    _native_retrieve: bool = True
 
     def _retrieve(self, query: RetrievalQuery) -> tuple[list[int], list[float], list[str]]:
         """Catalog positions, scores and keywords of the hits, best first."""
