@@ -16,6 +16,7 @@ from rank_bm25 import BM25Okapi
 
 from storefront_sdk.catalog import Catalog
 from storefront_sdk.exceptions import ConfigurationError
+from storefront_sdk.interfaces import Retriever
 from storefront_sdk.retrieval import BM25Retriever
 from storefront_sdk.text import tokenize
 from storefront_sdk.types import Product, RetrievalQuery
@@ -363,6 +364,7 @@ def test_custom_retriever_example_runs() -> None:
 
 def test_retrieve_products_is_retrieve_with_the_catalogs_products() -> None:
     catalog = Catalog.demo()
+    twin = Catalog(catalog.products, name="twin")  # equal products, another catalog
     r = BM25Retriever(catalog)
     rng = random.Random(5)
     words = ["milk", "pasta sauce", "organic", "dog food", "chips", "apples", "nothing-here"]
@@ -374,15 +376,20 @@ def test_retrieve_products_is_retrieve_with_the_catalogs_products() -> None:
             exclude_ids=frozenset(p.id for p in rng.sample(list(catalog), 200)),
         )
         expected = [(c.product_id, c.keyword, c.score) for c in r.retrieve(query)]
-        direct = r.retrieve_products(query)
-        assert [(p.id, kw, s) for p, kw, s in direct] == expected
-        assert all(p is catalog[p.id] for p, _, _ in direct)
-        assert asyncio.run(r.aretrieve_products(query)) == direct
+        for cat in (catalog, twin):  # fast path on its own catalog, hydrated on another
+            got = r.retrieve_products(query, cat)
+            assert [(p.id, kw, s) for p, kw, s in got] == expected
+            assert all(p is cat[p.id] for p, _, _ in got)
+            assert asyncio.run(r.aretrieve_products(query, cat)) == got
 
 
-def test_storefront_takes_products_directly_only_from_plain_bm25_on_its_catalog() -> None:
+def test_storefront_gets_the_same_pages_through_every_retrieval_path() -> None:
+    """Plain BM25 (fast path), BM25 over another catalog (hydrated ids), a subclass that
+    overrides retrieve() (its retrieve is honoured) and a custom retriever with its own
+    retrieve_products (called by the storefront) all build the same pages."""
     from storefront_sdk import Storefront
     from storefront_sdk.demo import demo_users
+    from storefront_sdk.types import RetrievedProduct
 
     catalog = Catalog.demo()
     calls: list[str] = []
@@ -392,14 +399,31 @@ def test_storefront_takes_products_directly_only_from_plain_bm25_on_its_catalog(
             calls.append("retrieve")
             return super().retrieve(query)
 
+    class OwnFastPath(Retriever):
+        def __init__(self) -> None:
+            self.inner = BM25Retriever(catalog)
+
+        def retrieve(self, query: RetrievalQuery) -> list:  # type: ignore[type-arg]
+            raise AssertionError("the storefront should use retrieve_products")
+
+        def retrieve_products(
+            self, query: RetrievalQuery, catalog: Catalog
+        ) -> list[RetrievedProduct]:
+            calls.append("retrieve_products")
+            return self.inner.retrieve_products(query, catalog)
+
     user = demo_users()[0]
-    plain = Storefront(catalog, llm=None)
-    twin = Catalog(catalog.products, name="twin")  # equal products, another catalog
-    other = Storefront(catalog, llm=None, retriever=BM25Retriever(twin))
-    custom = Storefront(catalog, llm=None, retriever=Logged(catalog))
-    assert plain._direct_retrieval
-    assert not other._direct_retrieval and not custom._direct_retrieval
-    pages = [sf.build(user) for sf in (plain, other, custom)]
-    assert calls, "an overridden retrieve() is always called"
+    twin = Catalog(catalog.products, name="twin")
+    storefronts = [
+        Storefront(catalog, llm=None),
+        Storefront(catalog, llm=None, retriever=BM25Retriever(twin)),
+        Storefront(catalog, llm=None, retriever=Logged(catalog)),
+        Storefront(catalog, llm=None, retriever=OwnFastPath()),
+    ]
+    pages = [sf.build(user) for sf in storefronts]
+    assert "retrieve" in calls, "an overridden retrieve() is always called"
+    assert "retrieve_products" in calls, "a custom fast path is used"
+    pages.append(asyncio.run(storefronts[3].abuild(user)))
     ids = [[p.product_ids for p in page.placements] for page in pages]
-    assert ids[0] == ids[1] == ids[2]  # same results either way
+    assert all(i == ids[0] for i in ids)  # same results either way
+    assert all(not page.trace.events_of("stage_failed") for page in pages)

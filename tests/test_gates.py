@@ -8,6 +8,7 @@ from storefront_sdk import Catalog
 from storefront_sdk.filtering.gates import (
     REASON_CODES,
     Gate,
+    MerchandisingGate,
     NearDuplicateGate,
     SafetyGate,
     TitleQualityGate,
@@ -15,6 +16,7 @@ from storefront_sdk.filtering.gates import (
     reason_code,
 )
 from storefront_sdk.filtering.safety import SafetyPolicy
+from storefront_sdk.generation.rules import MerchandisingRules
 from storefront_sdk.types import Placement, ScoredProduct, Theme, UserContext
 
 ADULT = UserContext(user_id="adult", age_verified=True)
@@ -324,12 +326,19 @@ def test_same_concepts_and_keywords_under_another_title_is_a_duplicate_theme(
 # -- defaults ------------------------------------------------------------------------------------
 
 
-def test_default_gates_run_safety_then_quality_then_duplicates() -> None:
+def test_default_gates_run_safety_then_rules_then_quality_then_duplicates() -> None:
     gates = default_gates()
-    assert [type(g) for g in gates] == [SafetyGate, TitleQualityGate, NearDuplicateGate]
+    assert [type(g) for g in gates] == [
+        SafetyGate,
+        MerchandisingGate,
+        TitleQualityGate,
+        NearDuplicateGate,
+    ]
     assert all(isinstance(g, Gate) for g in gates)
     strict = default_gates(SafetyPolicy(blocklist=["kale"]))
     assert isinstance(strict[0], SafetyGate) and strict[0].policy.blocklist == ("kale",)
+    ruled = default_gates(rules=MerchandisingRules(banned_words=("cheap",)))
+    assert isinstance(ruled[1], MerchandisingGate) and ruled[1].rules.banned_words == ("cheap",)
 
 
 def test_every_reason_the_gates_give_on_the_demo_catalog_is_a_documented_code(

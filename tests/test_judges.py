@@ -107,10 +107,27 @@ def test_title_problems() -> None:
     assert title_problems("Weeknight pasta night") == []
     assert "placeholder" in title_problems("Theme 1")
     assert "all_caps" in title_problems("BUY NOW SNACKS")
-    assert "capitalisation" in title_problems("snacks for you")
-    assert "length" in title_problems("A" * 80)
+    assert "not_capitalised" in title_problems("snacks for you")
+    assert "title_too_long" in title_problems("A" * 80)
+    assert "too_many_words" in title_problems("One two three four five six seven eight nine")
     assert "duplicate_title" in title_problems("Snacks", others=["snacks"])
-    assert "repetition" in title_problems("Milk milk milk")
+    assert "duplicate_title" in title_problems("Snacks!", others=["Snacks"])
+    assert "repeated_words" in title_problems("Milk milk milk")
+
+
+def test_judges_and_gates_share_one_title_rule_set() -> None:
+    """The judge reports every code the title-quality gate would reject on, with the same
+    names, and the near-duplicate test is the near-duplicate gate's."""
+    from storefront_sdk.filtering.gates import REASON_CODES, NearDuplicateGate, TitleQualityGate
+
+    gate = TitleQualityGate()
+    for title in ("Theme 1", "BUY NOW SNACKS", "A" * 80, "Milk milk milk", "sNaCkS", "<b>x</b>"):
+        code = gate.check_title(title)
+        assert code is not None and code in title_problems(title)
+        assert set(title_problems(title)) <= set(REASON_CODES)
+    dup = NearDuplicateGate()
+    for a, b in (("Pasta night", "Pasta nights"), ("Snacks", "Fruit")):
+        assert dup.duplicate_title(a, [b]) == ("duplicate_title" in title_problems(a, [b]))
 
 
 # -- LLM judge ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from storefront_sdk import (
     KeywordTaxonomy,
     OutputValidationError,
     Product,
+    Storefront,
     Theme,
     Trace,
     UserContext,
@@ -33,6 +34,7 @@ from storefront_sdk.cache import GenerationCache, UserFingerprint
 from storefront_sdk.generation.llm_keywords import LLMKeywordGenerator
 from storefront_sdk.generation.llm_themes import LLMThemeGenerator, theme_list_model
 from storefront_sdk.generation.prompts import quote_data
+from storefront_sdk.filtering.gates import default_gates
 from storefront_sdk.generation.rules import MerchandisingRules
 from storefront_sdk.llm.base import (
     LLM,
@@ -297,7 +299,9 @@ def test_repair_trims_dedupes_and_drops_empty_concepts(
     trace = Trace()
     with stage(trace, "themes"):
         themes = gen.generate(regular, 9)
-    titles = [t.title for t in themes]
+    # The repaired themes; "Weekend Brunch!" (a near-duplicate) is the gates' to drop.
+    verdicts = gate_verdicts(themes, regular)
+    titles = [t.title for t in themes if verdicts[t.title] is None]
     assert titles == [
         "Buy it again",
         "Weekend brunch",
@@ -305,16 +309,32 @@ def test_repair_trims_dedupes_and_drops_empty_concepts(
         "Pasta night",
         "Green kitchen",
     ]
+    assert verdicts["Weekend Brunch!"] == "duplicate_title"
     brunch = themes[1]
     assert brunch.description == "Slow mornings."
     assert brunch.concepts == ["eggs", "bagels"]
-    assert themes[2].concepts == ["bananas"]
-    assert themes[3].description == "Quick dinners."  # one sentence
-    assert themes[4].description == ""  # degenerate text dropped, theme kept
-    assert themes[4].concepts == ["spinach"]
+    assert themes[3].concepts == ["bananas"]
+    assert themes[4].description == "Quick dinners."  # one sentence
+    assert themes[5].description == ""  # degenerate text dropped, theme kept
+    assert themes[5].concepts == ["spinach"]
     rejected = " ".join(trace.stages[0].details["themes_rejected"])
-    for reason in ("duplicate_title", "no_concepts", "repetitive_title"):
+    for reason in ("no_concepts", "repetitive_title"):
         assert reason in rejected
+
+
+def gate_verdicts(
+    themes: Sequence[Theme], user: UserContext, rules: MerchandisingRules | None = None
+) -> dict[str, str | None]:
+    """Each theme's verdict from the default gates, admitted in order as the storefront does."""
+    gates = default_gates(rules=rules, today=SUMMER)
+    accepted: list[Theme] = []
+    out: dict[str, str | None] = {}
+    for theme in themes:
+        why = next((w for g in gates if (w := g.check_theme(theme, user, accepted))), None)
+        out[theme.title] = why
+        if why is None:
+            accepted.append(theme)
+    return out
 
 
 def test_rules_keep_one_seasonal_theme_and_drop_banned_words(
@@ -328,15 +348,14 @@ def test_rules_keep_one_seasonal_theme_and_drop_banned_words(
         ("Pasta night", "Quick dinners.", ["spaghetti"]),
     )
     rules = MerchandisingRules(banned_words=("cheap",))
-    trace = Trace()
-    with stage(trace, "themes"):
-        themes = LLMThemeGenerator(
-            ScriptedLLM(answer), grocery, rules=rules, today=SUMMER
-        ).generate(regular, 6)
-    assert [t.title for t in themes] == ["Buy it again", "Summer picnic", "Pasta night"]
-    assert themes[1].kind == "seasonal"
-    rejected = " ".join(trace.stages[0].details["themes_rejected"])
-    assert "banned_word:cheap" in rejected and rejected.count("extra_seasonal") == 2
+    themes = LLMThemeGenerator(
+        ScriptedLLM(answer), grocery, rules=rules, today=SUMMER
+    ).generate(regular, 6)
+    verdicts = gate_verdicts(themes, regular, rules)
+    kept = [title for title, why in verdicts.items() if why is None]
+    assert kept == ["Buy it again", "Summer picnic", "Pasta night"]
+    assert verdicts["Cheap eats"] == "banned_word:cheap"
+    assert verdicts["Summer grilling"] == verdicts["Holiday baking"] == "extra_seasonal"
 
 
 def test_only_the_title_makes_a_theme_seasonal() -> None:
@@ -353,12 +372,14 @@ def test_age_restricted_themes_need_verification(grocery: Catalog, regular: User
         ("Fruit bowl", "Fresh.", ["bananas"]),
     )
     gen = LLMThemeGenerator(ScriptedLLM(answer), grocery)
-    assert [t.title for t in gen.generate(regular, 3)][1:] == ["Fruit bowl"]
+
+    def kept(user: UserContext) -> list[str]:
+        verdicts = gate_verdicts(gen.generate(user, 3), user)
+        return [title for title, why in verdicts.items() if why is None][1:]
+
+    assert kept(regular) == ["Fruit bowl"]
     verified = regular.model_copy(update={"age_verified": True})
-    assert [t.title for t in gen.generate(verified, 3)][1:] == [
-        "Wine and cheese night",
-        "Fruit bowl",
-    ]
+    assert kept(verified) == ["Wine and cheese night", "Fruit bowl"]
 
 
 def test_season_comes_from_session_then_date() -> None:
@@ -377,18 +398,34 @@ def test_model_writing_buy_it_again_is_rejected(grocery: Catalog, regular: UserC
         ("Buy it again!", "Your regulars.", ["milk"]), ("Fruit bowl", "Fresh.", ["bananas"])
     )
     themes = LLMThemeGenerator(ScriptedLLM(answer), grocery).generate(regular, 3)
-    assert [t.title for t in themes] == ["Buy it again", "Fruit bowl"]
+    verdicts = gate_verdicts(themes, regular)
+    assert verdicts == {"Buy it again": None, "Buy it again!": "duplicate_title", "Fruit bowl": None}
 
 
-def test_all_themes_rejected_raises_with_reasons(grocery: Catalog, regular: UserContext) -> None:
+def test_rules_apply_to_model_themes_through_the_storefront_gates(
+    grocery: Catalog, regular: UserContext
+) -> None:
+    """The rules are enforced by the storefront's gates: banned model themes never reach
+    the page, the rejections are traced, and the page is completed from the baselines."""
     answer = themes_json(
         ("Cheap eats", "Budget.", ["pasta"]), ("Cheap treats", "Budget.", ["cookies"])
     )
-    gen = LLMThemeGenerator(
-        ScriptedLLM(answer), grocery, rules=MerchandisingRules(banned_words=("cheap",))
+    rules = MerchandisingRules(banned_words=("cheap",))
+    gen = LLMThemeGenerator(ScriptedLLM(answer), grocery, rules=rules)
+    sf = Storefront(
+        grocery,
+        llm=None,
+        theme_generator=gen,
+        gates=default_gates(rules=rules),
+        num_placements=2,
+        spare_themes=1,
+        min_products=1,
     )
-    with pytest.raises(OutputValidationError, match=r"rejected.*banned_word"):
-        gen.generate(regular, 3)
+    page = sf.build(regular)
+    assert page.placements
+    assert not any("Cheap" in pl.theme.title for pl in page.placements)
+    reasons = {e.data.get("title"): e.data["reason"] for e in page.trace.events_of("gate")}
+    assert reasons["Cheap eats"] == reasons["Cheap treats"] == "banned_word:cheap"
 
 
 def test_schema_invalid_output_raises(grocery: Catalog, regular: UserContext) -> None:

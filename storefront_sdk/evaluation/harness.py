@@ -278,13 +278,9 @@ def evaluate(
     ks = sorted(set(k))
     first = next(iter(configs.values()))
     if judge is None:
-        from ..filtering.lexical import LexicalRelevanceFilter
-
-        flt = first.relevance_filter
-        reuse = (
-            type(flt) is LexicalRelevanceFilter and getattr(flt, "catalog", None) is first.catalog
-        )
-        judge = HeuristicJudge(flt if reuse else None, catalog=first.catalog)
+        # The storefront's lexical baseline filter (its fallback filter, over its catalog):
+        # the judge's default filter, without a second TF-IDF index.
+        judge = HeuristicJudge(first.fallback_filter, catalog=first.catalog)
     stream: TextIO | None = sys.stderr if progress is True else (progress or None)
     report = EvalReport(
         configs=list(configs),

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..catalog import Catalog
 from ..exceptions import BackendError, ConfigurationError
+from ..filtering.titles import TitleRules, is_duplicate_title
 from ..interfaces import Judge, RelevanceFilter
 from ..llm.base import LLM, ChatMessage, Structured
 from ..types import JudgeReport, Page, Placement, Product, UserContext, Verdict
@@ -63,35 +64,22 @@ def _history_profile(
     return aisles, depts, products
 
 
-_PLACEHOLDER = re.compile(
-    r"[{}<>\[\]]|\b(todo|lorem|ipsum|untitled|placeholder|theme \d+|null|none)\b", re.I
-)
+JUDGE_TITLE_RULES = TitleRules(max_words=8, require_capital=True)
+"""The title rules of the judges: the gates' rules, plus at most 8 words and a capital."""
 
 
 def title_problems(title: str, others: Sequence[str] = ()) -> list[str]:
-    """What is wrong with a placement title, as short reason codes (empty list: fine).
+    """What is wrong with a placement title, as reason codes (empty list: fine).
 
-    A good title is 3-60 characters and 1-8 words, starts with a capital letter or
-    digit, is not shouted in capitals, has no placeholder or markup, repeats no
-    word three times and differs from the page's other titles.
+    The same rules and codes as the title-quality gate
+    (:class:`~storefront_sdk.filtering.titles.TitleRules`, see ``REASON_CODES``), with
+    two more a judge asks for: at most 8 words (``too_many_words``) and a capital or
+    digit first (``not_capitalised``); ``duplicate_title`` when it nearly repeats one of
+    ``others`` (:func:`~storefront_sdk.filtering.titles.is_duplicate_title`, as the
+    near-duplicate gate).
     """
-    problems: list[str] = []
-    t = title.strip()
-    words = t.split()
-    if not 3 <= len(t) <= 60:
-        problems.append("length")
-    if not 1 <= len(words) <= 8:
-        problems.append("word_count")
-    if t and not (t[0].isupper() or t[0].isdigit()):
-        problems.append("capitalisation")
-    letters = [c for c in t if c.isalpha()]
-    if len(letters) > 4 and all(c.isupper() for c in letters):
-        problems.append("all_caps")
-    if _PLACEHOLDER.search(t):
-        problems.append("placeholder")
-    if words and Counter(w.lower() for w in words).most_common(1)[0][1] >= 3:
-        problems.append("repetition")
-    if t.lower() in {o.strip().lower() for o in others}:
+    problems = JUDGE_TITLE_RULES.problems(title)
+    if is_duplicate_title(title, others):
         problems.append("duplicate_title")
     return problems
 

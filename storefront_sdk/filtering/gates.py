@@ -397,10 +397,19 @@ class MerchandisingGate(Gate):
         return None
 
 
-def default_gates(policy: SafetyPolicy | None = None) -> list[Gate]:
+def default_gates(
+    policy: SafetyPolicy | None = None,
+    *,
+    rules: MerchandisingRules | None = None,
+    today: Callable[[], date] = date.today,
+) -> list[Gate]:
     """The gates a :class:`~storefront_sdk.Storefront` runs unless told otherwise.
+
+    ``policy`` configures the safety gate, ``rules`` the merchandising gate (pass the
+    same rules you gave an ``LLMThemeGenerator``, whose prompt they shape) and ``today``
+    its clock.
 
     Safety first (cheapest and most important), then the merchandising rules, then
     title quality, then near-duplicates (which compare against what is accepted).
     """
-    return [SafetyGate(policy), MerchandisingGate(), TitleQualityGate(), NearDuplicateGate()]
+    return [SafetyGate(policy), MerchandisingGate(rules, today=today), TitleQualityGate(), NearDuplicateGate()]
