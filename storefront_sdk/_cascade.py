@@ -29,7 +29,7 @@ once it has passed, the cascade stops calling components that may call a model
 (primary theme and keyword generators, the primary relevance filter) and
 completes the page with the baselines, recording a ``deadline`` event each time.
 In the async driver, such calls still in flight are cancelled at the deadline
-(``asyncio.timeout``); the sync driver cannot interrupt a call in progress (HTTP
+(``asyncio.wait_for``); the sync driver cannot interrupt a call in progress (HTTP
 backends cap their own waits with :func:`~storefront_sdk.deadline.remaining`).
 Retrieval and ranking are never skipped: they are what fills the baseline page.
 """
@@ -378,8 +378,12 @@ class Cascade:
     ) -> Steps:
         parts = self.parts
         keywords, fell_back = yield from self._keywords(slot, theme, user)
-        can_retry = not fell_back and parts.keyword_generator is not parts.fallback_keyword_generator
-        products = yield from self._products(slot, theme, user, keywords, rank_if_thin=not can_retry)
+        can_retry = (
+            not fell_back and parts.keyword_generator is not parts.fallback_keyword_generator
+        )
+        products = yield from self._products(
+            slot, theme, user, keywords, rank_if_thin=not can_retry
+        )
         if len(products) < self.config.min_products and can_retry:
             # Generated keywords that retrieve too little: one more try with the baseline's
             # (the thin first attempt was not ranked: its products are discarded).
@@ -405,8 +409,10 @@ class Cascade:
             keywords = yield from self._fallback_keywords(slot, theme, user, None)
             return keywords, True
         reason: str | None = None
-        if not is_fallback and self._generative(gen) and self._past_deadline(
-            f"keyword generator {gen.name}", "keywords", slot
+        if (
+            not is_fallback
+            and self._generative(gen)
+            and self._past_deadline(f"keyword generator {gen.name}", "keywords", slot)
         ):
             reason = "page deadline passed"
         else:
@@ -730,9 +736,8 @@ async def drive_async(steps: Steps, trace: Trace) -> Any:
                     result = await step.arun()
                 else:
                     try:
-                        async with asyncio.timeout(left):
-                            result = await step.arun()
-                    except TimeoutError:
+                        result = await asyncio.wait_for(step.arun(), left)
+                    except asyncio.TimeoutError:
                         if expired():
                             trace.add_event(
                                 "deadline",

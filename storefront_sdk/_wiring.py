@@ -25,9 +25,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any, Literal
 
 from .catalog import Catalog
 from .exceptions import ConfigurationError
@@ -52,9 +50,7 @@ if TYPE_CHECKING:
     from .cache import GenerationCache
     from .llm.base import LLM
 
-__all__ = ["Wiring", "expect", "merge_config", "resolve_cache", "resolve_llm", "wire"]
-
-C = TypeVar("C")
+__all__ = ["Wiring", "expect", "resolve_cache", "resolve_llm", "wire"]
 
 
 @dataclass(frozen=True)
@@ -127,7 +123,9 @@ def wire(
     else:
         baselines.extend(fallback_theme_generators)
 
-    checked_gates = [expect(g, Gate, "gates[]") for g in (default_gates() if gates is None else gates)]
+    checked_gates = [
+        expect(g, Gate, "gates[]") for g in (default_gates() if gates is None else gates)
+    ]
     return Wiring(
         llm=model,
         llm_reason=reason,
@@ -148,28 +146,11 @@ def wire(
     )
 
 
-def expect(obj: Any, kind: type[C], what: str) -> C:
+def expect(obj: Any, kind: type, what: str) -> Any:
     """``obj`` if it fulfils the contract ``kind``, else a ConfigurationError naming ``what``."""
     if not isinstance(obj, kind):
         raise ConfigurationError(f"{what} must be a {kind.__name__}, got {type(obj).__name__}")
     return obj
-
-
-def merge_config(config: Any, overrides: dict[str, Any], config_type: type[C]) -> C:
-    """``config`` (or the defaults) with keyword ``overrides``; a clear error for bad ones."""
-    base = config or config_type()
-    if not overrides:
-        return base  # type: ignore[no-any-return]
-    fields = config_type.model_fields  # type: ignore[attr-defined]
-    unknown = set(overrides) - set(fields)
-    if unknown:
-        raise ConfigurationError(
-            f"unknown Storefront option(s) {sorted(unknown)}; config fields: {sorted(fields)}"
-        )
-    try:
-        return config_type(**{**base.model_dump(), **overrides})
-    except ValidationError as exc:
-        raise ConfigurationError(f"invalid Storefront configuration: {exc}") from None
 
 
 def resolve_llm(llm: LLM | Literal["auto"] | None) -> tuple[LLM | None, str]:

@@ -24,10 +24,10 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ._cascade import Cascade, drive_async, drive_sync
-from ._wiring import merge_config, wire
+from ._wiring import wire
 from .catalog import Catalog
 from .deadline import deadline
 from .exceptions import ConfigurationError
@@ -126,7 +126,7 @@ class Storefront:
         if not isinstance(catalog, Catalog):
             raise ConfigurationError(f"Storefront needs a Catalog, got {type(catalog).__name__}")
         self.catalog = catalog
-        self.config: StorefrontConfig = merge_config(config, overrides, StorefrontConfig)
+        self.config = _merge_config(config, overrides)
         self._taxonomy = taxonomy
         wiring = wire(
             catalog,
@@ -252,6 +252,22 @@ class Storefront:
         )
 
 
+def _merge_config(config: StorefrontConfig | None, overrides: dict[str, Any]) -> StorefrontConfig:
+    base = config or StorefrontConfig()
+    if not overrides:
+        return base
+    unknown = set(overrides) - set(StorefrontConfig.model_fields)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown Storefront option(s) {sorted(unknown)}; "
+            f"config fields: {sorted(StorefrontConfig.model_fields)}"
+        )
+    try:
+        return StorefrontConfig(**{**base.model_dump(), **overrides})
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid Storefront configuration: {exc}") from None
+
+
 def _expect_user(user: Any) -> UserContext:
     if not isinstance(user, UserContext):
         raise ConfigurationError(f"build() needs a UserContext, got {type(user).__name__}")
@@ -270,4 +286,3 @@ def _failed_page(user: Any, exc: Exception) -> Page:
         error=type(exc).__name__,
     )
     return Page(user_id=user_id, trace=trace)
-

@@ -31,10 +31,10 @@ from storefront_sdk import (
     UserContext,
 )
 from storefront_sdk.cache import GenerationCache, UserFingerprint
+from storefront_sdk.filtering.gates import default_gates
 from storefront_sdk.generation.llm_keywords import LLMKeywordGenerator
 from storefront_sdk.generation.llm_themes import LLMThemeGenerator, theme_list_model
 from storefront_sdk.generation.prompts import quote_data
-from storefront_sdk.filtering.gates import default_gates
 from storefront_sdk.generation.rules import MerchandisingRules
 from storefront_sdk.llm.base import (
     LLM,
@@ -348,9 +348,9 @@ def test_rules_keep_one_seasonal_theme_and_drop_banned_words(
         ("Pasta night", "Quick dinners.", ["spaghetti"]),
     )
     rules = MerchandisingRules(banned_words=("cheap",))
-    themes = LLMThemeGenerator(
-        ScriptedLLM(answer), grocery, rules=rules, today=SUMMER
-    ).generate(regular, 6)
+    themes = LLMThemeGenerator(ScriptedLLM(answer), grocery, rules=rules, today=SUMMER).generate(
+        regular, 6
+    )
     verdicts = gate_verdicts(themes, regular, rules)
     kept = [title for title, why in verdicts.items() if why is None]
     assert kept == ["Buy it again", "Summer picnic", "Pasta night"]
@@ -399,7 +399,11 @@ def test_model_writing_buy_it_again_is_rejected(grocery: Catalog, regular: UserC
     )
     themes = LLMThemeGenerator(ScriptedLLM(answer), grocery).generate(regular, 3)
     verdicts = gate_verdicts(themes, regular)
-    assert verdicts == {"Buy it again": None, "Buy it again!": "duplicate_title", "Fruit bowl": None}
+    assert verdicts == {
+        "Buy it again": None,
+        "Buy it again!": "duplicate_title",
+        "Fruit bowl": None,
+    }
 
 
 def test_rules_apply_to_model_themes_through_the_storefront_gates(

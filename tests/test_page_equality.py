@@ -50,9 +50,7 @@ def _compare(got: dict[str, Any], golden: dict[str, Any], prefix: str) -> None:
 def test_demo_pages_unchanged(golden: dict[str, Any]) -> None:
     got = pf.demo_fingerprints()
     _compare({k: v for k, v in got.items() if k.startswith("demo/")}, golden, "demo/")
-    _compare(
-        {k: v for k, v in got.items() if k.startswith("demo_static/")}, golden, "demo_static/"
-    )
+    _compare({k: v for k, v in got.items() if k.startswith("demo_static/")}, golden, "demo_static/")
 
 
 def test_instacart_pages_unchanged(golden: dict[str, Any]) -> None:

@@ -12,7 +12,6 @@ the judge could not produce is kept with ``valid=False``, never dropped.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass

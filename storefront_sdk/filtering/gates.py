@@ -2,8 +2,9 @@
 
 The :class:`~storefront_sdk.interfaces.Gate` contract lives in
 :mod:`storefront_sdk.interfaces` (re-exported here). A gate looks at a theme
-before retrieval (against the themes accepted so far), at each keyword, at each product of a placement, and
-at each assembled placement against those already accepted. Each check returns
+before retrieval (against the themes accepted so far), at each keyword, at each
+product of a placement, and at each assembled placement against those already
+accepted. A check that raises is recorded (``gate_failed``) and rejects. Each check returns
 ``None`` to accept or a short reason code to reject; the storefront drops what
 is rejected and records ``gate``, ``reason`` and the subject in the trace
 (``page.trace.events_of("gate")``). Gates must be cheap: they run on every build.
@@ -315,8 +316,8 @@ class NearDuplicateGate(Gate):
     """Rejects a placement too similar to one accepted before it.
 
     Themes: a title nearly the same as an accepted theme's is rejected before
-    retrieval. Placements -- similar text: the titles, or the bags of title + concept + keyword words,
-    have a character-trigram cosine at or above ``text_threshold``. Similar
+    retrieval. Placements -- similar text: the titles, or the bags of title +
+    concept + keyword words, have a character-trigram cosine at or above ``text_threshold``. Similar
     products: the overlap coefficient ``|A ∩ B| / min(|A|, |B|)`` of the two
     product sets is at or above ``overlap_threshold``.
     """
@@ -412,4 +413,9 @@ def default_gates(
     Safety first (cheapest and most important), then the merchandising rules, then
     title quality, then near-duplicates (which compare against what is accepted).
     """
-    return [SafetyGate(policy), MerchandisingGate(rules, today=today), TitleQualityGate(), NearDuplicateGate()]
+    return [
+        SafetyGate(policy),
+        MerchandisingGate(rules, today=today),
+        TitleQualityGate(),
+        NearDuplicateGate(),
+    ]
