@@ -9,9 +9,9 @@
     ─► replace dropped placements from spare themes, then fallback generators
 
 The cascade is written once, as a generator that *yields* component calls
-(:class:`Call`: a typed, bound sync call and its async twin, built with the
+(:class:`~._drive.Call`: a typed, bound sync call and its async twin, built with the
 component's own methods -- no dispatch by method name); two small drivers run
-it, :func:`drive_sync` and :func:`drive_async`, so ``build`` and ``abuild``
+it (:mod:`._drive`), so ``build`` and ``abuild``
 cannot drift apart. Every call is timed into ``page.trace``.
 
 Failure policy, the same for every component call, gates included:
@@ -32,21 +32,34 @@ In the async driver, such calls still in flight are cancelled at the deadline
 (``asyncio.wait_for``); the sync driver cannot interrupt a call in progress (HTTP
 backends cap their own waits with :func:`~storefront_sdk.deadline.remaining`).
 Retrieval and ranking are never skipped: they are what fills the baseline page.
+
+Why this module is over 500 lines: it is one concept, the page policy (admission,
+per-placement cascade, fallbacks, assembly), and its parts share one per-page state
+(trace, gates by level, deadline, accepted placements); split further, that state
+and the fallback rules would be spread over modules that only make sense together.
+How calls are run lives in :mod:`._drive`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import operator
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
+from ._drive import (
+    Call,
+    Parallel,
+    Steps,
+    check_hits,
+    check_ranked,
+    check_scores,
+    check_themes,
+    error_text,
+    validated,
+)
 from .catalog import Catalog
-from .deadline import expired, remaining
+from .deadline import expired
 from .exceptions import ComponentError
 from .interfaces import (
     Component,
@@ -58,7 +71,6 @@ from .interfaces import (
     ThemeGenerator,
 )
 from .text import normalize
-from .tracing import stage
 from .types import (
     Page,
     Placement,
@@ -67,7 +79,6 @@ from .types import (
     RetrievalQuery,
     RetrievedProduct,
     ScoredProduct,
-    StageRecord,
     Theme,
     Trace,
     UserContext,
@@ -77,7 +88,7 @@ if TYPE_CHECKING:
     from .llm.base import LLM
     from .taxonomy import KeywordTaxonomy
 
-__all__ = ["Call", "Cascade", "Parallel", "Parts", "drive_async", "drive_sync"]
+__all__ = ["Cascade", "Parts"]
 
 
 class Parts(Protocol):
@@ -118,44 +129,12 @@ class _Config(Protocol):
 
 
 @dataclass
-class Call:
-    """One component call requested by the cascade; a driver performs it.
-
-    ``run`` and ``arun`` are the component's own sync and async methods bound to
-    their arguments. ``cancellable`` calls (those that may call a model) are
-    cancelled at the page deadline by the async driver.
-    """
-
-    stage: str
-    component: Component
-    run: Callable[[], Any]
-    arun: Callable[[], Awaitable[Any]]
-    placement: int | None = None
-    fallback_reason: str | None = None
-    cancellable: bool = False
-
-
-@dataclass
-class Parallel:
-    """Sub-cascades the async driver runs concurrently (the sync driver in order)."""
-
-    steps: list[Generator[Any, Any, Any]]
-
-
-Steps = Generator[Any, Any, Any]
-
-
-@dataclass
 class _Draft:
     slot: int
     theme: Theme
     source: PlacementSource
     keywords: list[str]
     products: list[ScoredProduct] = field(default_factory=list)
-
-
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 class Cascade:
@@ -279,13 +258,15 @@ class Cascade:
                 fallback_reason=fallback_reason,
                 cancellable=self._generative(gen),
             )
-            _validated(rec, _check_themes, themes, gen.name)
+            validated(rec, check_themes, themes, gen.name)
             rec.details["themes"] = len(themes)
             if not themes:
                 rec.fallback_reason = rec.fallback_reason or "no themes generated"
             return themes
         except Exception as exc:
-            self.trace.add_event("fallback", f"{gen.name} failed: {_reason(exc)}", stage="themes")
+            self.trace.add_event(
+                "fallback", f"{gen.name} failed: {error_text(exc)}", stage="themes"
+            )
             return []
 
     # -- gates ----------------------------------------------------------------------------
@@ -303,7 +284,7 @@ class Cascade:
             try:
                 why = check(gate)
             except Exception as exc:
-                error = _reason(exc)
+                error = error_text(exc)
                 self.trace.add_event(
                     "gate_failed",
                     f"{gate.name}.check_{level} raised on {level} {subject}: {error}; rejected",
@@ -426,14 +407,14 @@ class Cascade:
                     slot,
                     cancellable=not is_fallback and self._generative(gen),
                 )
-                keywords = _validated(rec, self._in_taxonomy, raw, slot)
+                keywords = validated(rec, self._in_taxonomy, raw, slot)
                 keywords = self._keyword_gates(keywords, theme, user, slot)[:n]
                 rec.details["keywords"] = keywords
                 if keywords or is_fallback:
                     return keywords, False
                 reason = "no keyword of the taxonomy passed the checks"
             except Exception as exc:
-                reason = f"keyword generation failed: {_reason(exc)}"
+                reason = f"keyword generation failed: {error_text(exc)}"
             if is_fallback:
                 return [], False
             self.trace.add_event("fallback", reason, placement=slot, stage="keywords")
@@ -455,13 +436,13 @@ class Cascade:
                 slot,
                 fallback_reason=reason,
             )
-            keywords = _validated(rec, self._in_taxonomy, raw, slot)
+            keywords = validated(rec, self._in_taxonomy, raw, slot)
             keywords = self._keyword_gates(keywords, theme, user, slot)[:n]
             rec.details["keywords"] = keywords
             return keywords
         except Exception as exc:  # the baseline itself failed: no retrieval for this theme
             self.trace.add_event(
-                "stage_failed", f"fallback keywords failed: {_reason(exc)}", placement=slot
+                "stage_failed", f"fallback keywords failed: {error_text(exc)}", placement=slot
             )
             return []
 
@@ -521,7 +502,7 @@ class Cascade:
                     partial(retriever.aretrieve_products, query, catalog),
                     slot,
                 )
-                hits = _validated(rec, _check_hits, found, retriever.name)
+                hits = validated(rec, check_hits, found, retriever.name)
                 unknown = rec.details.pop("unknown_product_ids", None)
                 rec.details["candidates"] = len(hits)
                 if unknown:
@@ -533,7 +514,7 @@ class Cascade:
                     )
             except Exception as exc:
                 self.trace.add_event(
-                    "stage_failed", f"retrieval failed: {_reason(exc)}", placement=slot
+                    "stage_failed", f"retrieval failed: {error_text(exc)}", placement=slot
                 )
         pinned = [ScoredProduct.of(catalog[pid], pinned=True) for pid in pinned_ids]
         if hits:
@@ -565,7 +546,7 @@ class Cascade:
                     fallback_reason=reason,
                     cancellable=flt is not fallback and self._generative(flt),
                 )
-                scores = _validated(rec, _check_scores, scores, len(products), flt.name)
+                scores = validated(rec, check_scores, scores, len(products), flt.name)
                 threshold = flt.threshold
                 kept = [
                     ScoredProduct.of(
@@ -581,10 +562,12 @@ class Cascade:
             except Exception as exc:
                 if attempt or flt is fallback:
                     self.trace.add_event(
-                        "stage_failed", f"relevance filter failed: {_reason(exc)}", placement=slot
+                        "stage_failed",
+                        f"relevance filter failed: {error_text(exc)}",
+                        placement=slot,
                     )
                     return []
-                reason = f"relevance filter failed: {_reason(exc)}"
+                reason = f"relevance filter failed: {error_text(exc)}"
                 self.trace.add_event("fallback", reason, placement=slot, stage="filter")
                 flt = fallback
         return []
@@ -601,13 +584,13 @@ class Cascade:
                 partial(ranker.arank, user, theme, candidates),
                 slot,
             )
-            checked: list[ScoredProduct] = _validated(
-                rec, _check_ranked, ranked, candidates, ranker.name
+            checked: list[ScoredProduct] = validated(
+                rec, check_ranked, ranked, candidates, ranker.name
             )
             return checked
         except Exception as exc:
             # Keep the retrieval order; the stage record carries the error, the event says so.
-            reason = f"ranker failed, retrieval order kept: {_reason(exc)}"
+            reason = f"ranker failed, retrieval order kept: {error_text(exc)}"
             self.trace.add_event("fallback", reason, placement=slot, stage="rank")
             return candidates
 
@@ -685,117 +668,3 @@ def _final_scores(items: list[ScoredProduct]) -> list[ScoredProduct]:
     top = max((sp.score for sp in ranked), default=0.0)
     pinned = [sp for sp in items if sp.pinned]
     return [sp.with_scores(score=top + len(pinned) - i) for i, sp in enumerate(pinned)] + ranked
-
-
-# -- drivers ------------------------------------------------------------------------------
-def drive_sync(steps: Steps, trace: Trace) -> Any:
-    """Run a cascade calling each component's sync method."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            step = steps.throw(error) if error is not None else steps.send(value)
-        except StopIteration as stop:
-            return stop.value
-        value, error = None, None
-        if isinstance(step, Parallel):
-            value = [drive_sync(s, trace) for s in step.steps]
-            continue
-        try:
-            with stage(
-                trace, step.stage, component=step.component, placement=step.placement
-            ) as rec:
-                rec.fallback_reason = step.fallback_reason
-                result = step.run()
-            value = (result, rec)
-        except Exception as exc:
-            error = exc
-
-
-async def drive_async(steps: Steps, trace: Trace) -> Any:
-    """Run a cascade awaiting each component's async twin; :class:`Parallel` steps run
-    concurrently; cancellable calls are cancelled at the page deadline."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            step = steps.throw(error) if error is not None else steps.send(value)
-        except StopIteration as stop:
-            return stop.value
-        value, error = None, None
-        if isinstance(step, Parallel):
-            value = list(await asyncio.gather(*(drive_async(s, trace) for s in step.steps)))
-            continue
-        try:
-            with stage(
-                trace, step.stage, component=step.component, placement=step.placement
-            ) as rec:
-                rec.fallback_reason = step.fallback_reason
-                left = remaining() if step.cancellable else None
-                if left is None:
-                    result = await step.arun()
-                else:
-                    try:
-                        result = await asyncio.wait_for(step.arun(), left)
-                    except asyncio.TimeoutError:
-                        if expired():
-                            trace.add_event(
-                                "deadline",
-                                f"page deadline passed: {step.component.name} cancelled",
-                                placement=step.placement,
-                                stage=step.stage,
-                            )
-                        raise
-            value = (result, rec)
-        except Exception as exc:
-            error = exc
-
-
-# -- contract checks ------------------------------------------------------------------------
-def _validated(rec: StageRecord, check: Callable[..., Any], *args: Any) -> Any:
-    """Run a contract check on a component's output; a violation is recorded on its stage."""
-    try:
-        return check(*args)
-    except Exception as exc:
-        rec.error = _reason(exc)
-        raise
-
-
-def _check_themes(themes: Any, name: str) -> list[Theme]:
-    if not isinstance(themes, list) or not all(isinstance(t, Theme) for t in themes):
-        raise ComponentError(f"{name}.generate must return list[Theme]")
-    return themes
-
-
-def _check_hits(found: Any, name: str) -> list[RetrievedProduct]:
-    if not isinstance(found, list):
-        raise ComponentError(f"{name}.retrieve_products must return list[RetrievedProduct]")
-    return found
-
-
-_product_id = operator.attrgetter("product.id")
-
-
-def _check_ranked(
-    ranked: Any, candidates: Sequence[ScoredProduct], name: str
-) -> list[ScoredProduct]:
-    if (
-        not isinstance(ranked, list)
-        or len(ranked) != len(candidates)
-        or set(map(_product_id, ranked)) != set(map(_product_id, candidates))
-    ):
-        raise ComponentError(f"{name}.rank must return the same products it was given")
-    return ranked
-
-
-def _check_scores(scores: Any, n: int, name: str) -> list[float]:
-    if not isinstance(scores, (list, tuple)) or len(scores) != n:
-        raise ComponentError(f"{name}.score must return one score per product ({n})")
-    try:
-        arr = np.asarray(scores, dtype=float)
-    except (TypeError, ValueError):
-        raise ComponentError(f"{name}.score must return numbers") from None
-    if arr.ndim != 1 or not np.isfinite(arr).all():
-        raise ComponentError(f"{name}.score returned a non-finite score")
-    out: list[float] = arr.tolist()
-    return out

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ._cascade import Cascade, drive_async, drive_sync
+from ._cascade import Cascade
+from ._drive import drive_async, drive_sync
 from ._wiring import wire
 from .catalog import Catalog
 from .deadline import deadline
