@@ -15,19 +15,37 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
 
 from .catalog import Catalog
-from .interfaces import KeywordGenerator, Ranker, RelevanceFilter, Retriever, ThemeGenerator
+from .interfaces import (
+    GATE_LEVELS,
+    Gate,
+    KeywordGenerator,
+    Ranker,
+    RelevanceFilter,
+    Retriever,
+    ThemeGenerator,
+)
 from .taxonomy import KeywordTaxonomy
 from .text import tokenize
-from .types import Candidate, Interaction, RetrievalQuery, ScoredProduct, Theme, UserContext
+from .types import (
+    Candidate,
+    Interaction,
+    Placement,
+    RetrievalQuery,
+    ScoredProduct,
+    Theme,
+    UserContext,
+)
 
 __all__ = [
     "ConformanceError",
+    "check_gate",
     "check_keyword_generator",
     "check_ranker",
     "check_relevance_filter",
@@ -130,6 +148,22 @@ def check_retriever(
     _require(
         [c.product_id for c in async_got] == ids, "aretrieve must return what retrieve returns"
     )
+    # The optional fast path (retrieve_products) must return what retrieve returns.
+    for q in (query, query.model_copy(update={"exclude_ids": excluded})):
+        expected = [(c.product_id, c.keyword, c.score) for c in retriever.retrieve(q)]
+        for name, hits in (
+            ("retrieve_products", retriever.retrieve_products(q, catalog)),
+            ("aretrieve_products", _run(retriever.aretrieve_products(q, catalog))),
+        ):
+            _require(isinstance(hits, list), f"{name} must return a list")
+            _require(
+                [(p.id, kw, s) for p, kw, s in hits] == expected,
+                f"{name} must return retrieve()'s results as (product, keyword, score)",
+            )
+            _require(
+                all(catalog.get(p.id) is p for p, _, _ in hits),
+                f"{name} must return the catalog's own Product objects",
+            )
 
 
 def check_relevance_filter(flt: RelevanceFilter, catalog: Catalog) -> None:
@@ -237,3 +271,84 @@ def check_keyword_generator(
     )
     akws = _run(gen.agenerate(theme, taxonomy, user, 4))
     _require(all(k in taxonomy for k in akws), "agenerate returned keywords outside the taxonomy")
+
+
+_REASON = re.compile(r"^[a-z][a-z0-9_]*(:.+)?$", re.DOTALL)
+
+
+def check_gate(gate: Gate, catalog: Catalog) -> None:
+    """Check a :class:`~storefront_sdk.interfaces.Gate` on sample themes, keywords,
+    products and placements drawn from ``catalog``.
+
+    Rules: it is a ``Gate``; its checks are plain (sync) methods with the contract's
+    signatures (``check_theme`` takes ``accepted``); ``Gate.checks`` names exactly the
+    checks it overrides; every verdict is ``None`` or a reason ``"code"`` /
+    ``"code:detail"`` (a lower-case code); verdicts are deterministic; the checks
+    accept empty ``accepted`` lists and the minimal theme. A check may reject the
+    samples, but must not raise on them: a raising check is recorded in the trace and
+    rejects, which is a failure of the gate, not a verdict.
+    """
+    name = type(gate).__name__
+    _require(isinstance(gate, Gate), f"{name} is not a Gate subclass")
+    _require(
+        gate.checks <= frozenset(GATE_LEVELS), f"{name}.checks has unknown levels {gate.checks}"
+    )
+    for level in GATE_LEVELS:
+        method = getattr(type(gate), f"check_{level}")
+        overridden = method is not getattr(Gate, f"check_{level}")
+        _require(
+            overridden == (level in gate.checks),
+            f"{name}.checks must list exactly the overridden checks ({level})",
+        )
+        _require(
+            not inspect.iscoroutinefunction(method),
+            f"{name}.check_{level} must be a plain (sync) method: gates run inline",
+        )
+    params = list(inspect.signature(type(gate).check_theme).parameters)
+    _require(
+        len(params) >= 4,
+        f"{name}.check_theme must take (theme, user, accepted), got {params[1:]}",
+    )
+
+    products = [p for p in list(catalog)[:200] if p.title][:12]
+    _require(len(products) >= 2, "the catalog needs at least 2 products to check a gate")
+    user = _sample_user(catalog)
+    adult = user.model_copy(update={"age_verified": True})
+    aisle = products[0].aisle or products[0].title
+    themes = [
+        Theme(title=aisle.title()[:60] or "Picks", concepts=[aisle], source="custom"),
+        Theme(title="Buy it again", kind="buy_again", source="history"),
+        Theme(title="x"),
+    ]
+    keywords = [*_sample_keywords(catalog, 3), aisle.lower()]
+    placement = Placement(
+        theme=themes[0],
+        keywords=keywords[:2],
+        products=[ScoredProduct(product=p, score=1.0 - i / 100) for i, p in enumerate(products)],
+    )
+
+    def verdict(what: str, call: Any) -> str | None:
+        try:
+            out = call()
+        except Exception as exc:
+            raise ConformanceError(f"{name}.{what} raised {type(exc).__name__}: {exc}") from exc
+        _require(
+            out is None or (isinstance(out, str) and bool(_REASON.match(out))),
+            f"{name}.{what} must return None or a reason 'code[:detail]', got {out!r}",
+        )
+        again = call()
+        _require(again == out, f"{name}.{what} must be deterministic ({out!r} then {again!r})")
+        return out  # type: ignore[no-any-return]
+
+    for u in (user, adult):
+        for theme in themes:
+            verdict("check_theme", lambda t=theme, u=u: gate.check_theme(t, u, []))
+            verdict("check_theme", lambda t=theme, u=u: gate.check_theme(t, u, themes[:1]))
+            for kw in keywords:
+                verdict("check_keyword", lambda k=kw, t=theme, u=u: gate.check_keyword(k, t, u))
+            for product in products:
+                verdict(
+                    "check_product", lambda p=product, t=theme, u=u: gate.check_product(p, t, u)
+                )
+        verdict("check_placement", lambda u=u: gate.check_placement(placement, [], u))
+        verdict("check_placement", lambda u=u: gate.check_placement(placement, [placement], u))
