@@ -377,3 +377,41 @@ def test_placement_keywords_are_held_to_the_blocklist_and_age_rules(demo_catalog
     boozy = cakes.model_copy(update={"keywords": ["cakes", "red wine"]})
     assert gate.check_placement(boozy, [], MINOR) == "restricted_theme:wine"
     assert gate.check_placement(boozy, [], ADULT) is None
+
+
+# -- conformance ---------------------------------------------------------------------------------
+
+
+def test_every_built_in_gate_passes_check_gate(demo_catalog: Catalog) -> None:
+    from storefront_sdk.testing import check_gate
+
+    for gate in default_gates():
+        check_gate(gate, demo_catalog)
+
+
+def test_check_gate_names_the_broken_rule(demo_catalog: Catalog) -> None:
+    from storefront_sdk.testing import ConformanceError, check_gate
+
+    class Shouting(Gate):
+        def check_theme(self, theme, user, accepted=()):  # type: ignore[no-untyped-def]
+            return "Not A Code!"
+
+    class Raising(Gate):
+        def check_product(self, product, theme, user):  # type: ignore[no-untyped-def]
+            raise KeyError(product.id)
+
+    class Moody(Gate):
+        def __init__(self) -> None:
+            self.n = 0
+
+        def check_keyword(self, keyword, theme, user):  # type: ignore[no-untyped-def]
+            self.n += 1
+            return "odd_call" if self.n % 2 else None
+
+    for gate, rule in (
+        (Shouting(), "reason 'code"),
+        (Raising(), "raised KeyError"),
+        (Moody(), "deterministic"),
+    ):
+        with pytest.raises(ConformanceError, match=rule):
+            check_gate(gate, demo_catalog)

@@ -3,6 +3,7 @@
 from .gates import (
     REASON_CODES,
     Gate,
+    MerchandisingGate,
     NearDuplicateGate,
     SafetyGate,
     TitleQualityGate,
@@ -19,6 +20,7 @@ __all__ = [
     "Gate",
     "HttpScorer",
     "LexicalRelevanceFilter",
+    "MerchandisingGate",
     "NearDuplicateGate",
     "SafetyGate",
     "SafetyPolicy",
