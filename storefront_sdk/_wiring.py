@@ -117,9 +117,7 @@ def wire(
         ranker = FusionRanker()
         baselines.append(ranker)
     if fallback_theme_generators is None:
-        fallback_theme_generators = [
-            g for g in (history, static) if g is not theme_generator and g != theme_generator
-        ]
+        fallback_theme_generators = [g for g in (history, static) if g is not theme_generator]
     else:
         baselines.extend(fallback_theme_generators)
 
