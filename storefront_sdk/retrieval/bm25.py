@@ -337,10 +337,7 @@ class BM25Retriever(Retriever):
             return super().retrieve_products(query, catalog)
         positions, scores, keywords = self._retrieve(query)
         products = catalog.products
-        return [
-            RetrievedProduct(products[d], kw, s)
-            for d, s, kw in zip(positions, scores, keywords, strict=True)
-        ]
+        return list(map(RetrievedProduct, [products[d] for d in positions], keywords, scores))
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
