@@ -1,22 +1,57 @@
-"""GenerationCache and UserFingerprint: keys, layers, expiry, corruption, sharing."""
+"""GenerationCache and UserFingerprint: keys, layers, expiry, corruption, sharing.
+
+Hostile rows (pickles, paths, symlinks, read-only directories) are in test_hostile_cache.py.
+"""
 
 from __future__ import annotations
 
 import json
 import pickle
+import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
-import diskcache
 import pytest
 
 from storefront_sdk import Catalog, ConfigurationError, Interaction, Product, UserContext
-from storefront_sdk.cache import GenerationCache, UserFingerprint, default_cache_dir
+from storefront_sdk.cache import (
+    BaseGenerationCache,
+    GenerationCache,
+    UserFingerprint,
+    default_cache_dir,
+    secret_reason,
+)
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+class FakeClock:
+    """An injectable clock: TTL tests move time instead of sleeping."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def raw_rows(cache: GenerationCache) -> list[tuple[object, ...]]:
+    """What is in the file, read with plain sqlite3."""
+    with sqlite3.connect(cache.path) as con:
+        return con.execute("SELECT key, typeof(value), value FROM entries").fetchall()
+
+
+def raw_put(cache: GenerationCache, key: str, value: object) -> None:
+    """Write a row behind the cache's back (another process, a tampered file)."""
+    len(cache)  # creates the file and its table
+    with sqlite3.connect(cache.path) as con:
+        con.execute(
+            "INSERT OR REPLACE INTO entries (key, value, expire_at, stored_at, size)"
+            " VALUES (?, ?, NULL, 0, 0)",
+            (key, value),
+        )
 
 
 @pytest.fixture
@@ -71,19 +106,56 @@ def test_key_in_a_new_process_is_identical(cache: GenerationCache) -> None:
     assert out.stdout.strip() == themes_key(cache)
 
 
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+
+
 @pytest.mark.parametrize(
     "parts",
     [
         {"api_key": "abc"},
         {"headers": {"Authorization": "x"}},
         {"access_token": "x"},
-        {"model": "sk-abcdefghijklmnop"},
-        {"model": "Bearer abc.def"},
+        {"x-api-key": "x"},
+        {"session": {"password": "hunter2"}},
+        {"model": "sk-abcdefghijklmnopqrstuvwx"},
+        {"model": "sk-proj-abcdefghijklmnopqrstuvwx"},
+        {"notes": "my key is sk-abcdefghijklmnopqrstuvwx, keep it"},
+        {"header": "Bearer abcdefghijklmnopqrstuvwxyz012345"},
+        {"session": {"occasion": JWT}},
+        {"aws": "AKIAIOSFODNN7EXAMPLE"},
+        {"license_key": "0123456789abcdef0123456789abcdef"},
+        {"shortlist": ["eggs", "sk-abcdefghijklmnopqrstuvwx"]},
     ],
 )
 def test_secrets_are_refused_as_key_parts(cache: GenerationCache, parts: dict[str, object]) -> None:
-    with pytest.raises(ConfigurationError, match="secret"):
+    with pytest.raises(ConfigurationError, match="secret") as info:
         cache.key("themes", **parts)
+    assert "abcdefghijklmnop" not in str(info.value) and "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        {"session": {"occasion": "Bearer market"}},
+        {"session": {"occasion": "Bearer market day with the kids"}},
+        {"theme": "Token ring cake"},
+        {"notes": "secret santa gifts"},
+        {"preferences": ["sk-8 skate wax"]},
+        {"max_tokens": 120, "prompt_tokens": 3},
+        {"schema": "0123456789abcdef0123456789abcdef"},  # a hash is not a credential
+        {"spec_key": "3f9a2c"},
+        {"shortlist": ["bearer bonds", "secret garden", "token"]},
+    ],
+)
+def test_ordinary_text_is_not_a_secret(cache: GenerationCache, parts: dict[str, object]) -> None:
+    assert cache.key("themes", **parts).startswith("themes/")
+
+
+def test_secret_reason_names_the_rule_never_the_value() -> None:
+    assert secret_reason("occasion", "Bearer market") is None
+    assert secret_reason("api_key", "x") == "its name 'api_key' is a credential name"
+    reason = secret_reason("note", "sk-abcdefghijklmnopqrstuvwx")
+    assert reason is not None and "sk-" not in reason
 
 
 def test_opaque_objects_are_refused_as_key_parts(cache: GenerationCache) -> None:
@@ -122,10 +194,16 @@ def test_a_fresh_instance_hits_the_disk(tmp_path: Path) -> None:
 def test_values_are_stored_as_json_text_not_pickles(tmp_path: Path) -> None:
     cache = GenerationCache(tmp_path)
     cache.set("themes/x", {"title": "Breakfast"})
-    with diskcache.Cache(str(tmp_path)) as raw:
-        stored = raw.get("themes/x")
+    ((key, kind, stored),) = raw_rows(cache)
+    assert (key, kind) == ("themes/x", "text")
     assert isinstance(stored, str)
     assert json.loads(stored)["value"] == {"title": "Breakfast"}
+    # One file, nothing beside it but SQLite's own journal files.
+    assert {p.name for p in tmp_path.iterdir()} <= {
+        "generations.sqlite3",
+        "generations.sqlite3-wal",
+        "generations.sqlite3-shm",
+    }
 
 
 def test_pydantic_values_come_back_as_json_data(cache: GenerationCache) -> None:
@@ -136,47 +214,63 @@ def test_pydantic_values_come_back_as_json_data(cache: GenerationCache) -> None:
 
 
 def test_ttl_expires_memory_and_disk(tmp_path: Path) -> None:
-    cache = GenerationCache(tmp_path, ttl=0.05)
+    clock = FakeClock()
+    cache = GenerationCache(tmp_path, ttl=60, clock=clock)
     cache.set("themes/x", [1])
-    assert cache.get("themes/x") == [1]
-    time.sleep(0.1)
+    clock.now += 59
+    assert cache.get("themes/x") == [1]  # memory
+    assert GenerationCache(tmp_path, clock=clock).get("themes/x") == [1]  # disk
+    clock.now += 2
     assert cache.get("themes/x") is None
-    assert GenerationCache(tmp_path, ttl=0.05).get("themes/x") is None
+    assert cache.stats.expired == 1
+    other = GenerationCache(tmp_path, ttl=60, clock=clock)
+    assert other.get("themes/x") is None  # the expiry travels with the entry
+    assert len(other) == 0  # and the expired row was removed
 
 
-def test_entries_without_ttl_outlive_short_waits(tmp_path: Path) -> None:
-    GenerationCache(tmp_path).set("themes/x", [1])
-    time.sleep(0.06)
-    assert GenerationCache(tmp_path).get("themes/x") == [1]
+def test_entries_without_ttl_never_expire(tmp_path: Path) -> None:
+    clock = FakeClock()
+    GenerationCache(tmp_path, clock=clock).set("themes/x", [1])
+    clock.now += 10 * 365 * 86400
+    assert GenerationCache(tmp_path, clock=clock).get("themes/x") == [1]
+
+
+def test_the_default_clock_is_wall_time(tmp_path: Path) -> None:
+    import time
+
+    assert GenerationCache(tmp_path).clock is time.time
+
+
+def test_size_limit_evicts_the_least_recently_stored(tmp_path: Path) -> None:
+    cache = GenerationCache(tmp_path, size_limit=20_000, memory_items=0)
+    for i in range(200):
+        cache.set(f"themes/{i:03d}", ["x" * 200, i])
+    assert 0 < len(cache) < 200
+    assert cache.get("themes/199") == ["x" * 200, 199]  # the newest survive
+    assert cache.get("themes/000") is None
 
 
 @pytest.mark.parametrize(
     "garbage",
-    [b"\x80\x04garbage\xff", "{not json", json.dumps({"some": "other format"}), 42],
-    ids=["bytes", "bad-json", "foreign-json", "int"],
+    [
+        b"\x80\x04garbage\xff",
+        "{not json",
+        json.dumps({"some": "other format"}),
+        42,
+        1.5,
+        json.dumps({"format": "storefront-generation", "value": 1, "expires_at": "soon"}),
+        "[" * 100_000,
+    ],
+    ids=["bytes", "bad-json", "foreign-json", "int", "float", "bad-expiry", "deep-json"],
 )
 def test_corrupt_entry_is_a_miss_and_is_deleted(tmp_path: Path, garbage: object) -> None:
     key = "themes/corrupt"
-    with diskcache.Cache(str(tmp_path)) as raw:
-        raw.set(key, garbage)
     cache = GenerationCache(tmp_path)
+    raw_put(cache, key, garbage)
     value, hit = cache.get_or_compute(key, lambda: ["fresh"])
     assert (value, hit) == (["fresh"], False)
     assert cache.stats.errors == 1 and cache.stats.misses == 1
     assert GenerationCache(tmp_path).get(key) == ["fresh"]
-
-
-def test_unreadable_pickled_entry_is_a_miss(tmp_path: Path) -> None:
-    key = "themes/pickled"
-    with diskcache.Cache(str(tmp_path)) as raw:
-        raw.set(key, {"a": 1})  # a dict is pickled by diskcache
-        # Corrupt the pickle in place: diskcache will fail to unpickle it.
-        raw._sql("UPDATE Cache SET value = ? WHERE key = ?", (b"\x80\x05garbage", key))
-    cache = GenerationCache(tmp_path)
-    assert cache.get(key) is None
-    assert cache.stats.errors == 1
-    with diskcache.Cache(str(tmp_path)) as raw:
-        assert key not in raw
 
 
 def test_shared_between_processes(tmp_path: Path) -> None:
@@ -268,6 +362,43 @@ def test_disabled_cache_never_stores(tmp_path: Path) -> None:
         cache.get_or_compute("themes/x", lambda: calls.append(1) or [1])
     assert len(calls) == 2
     assert cache.stats.hits == 0
+
+
+def test_the_base_class_is_small_and_abstract() -> None:
+    class DictCache(BaseGenerationCache):
+        """A whole backend: five primitives over a dict."""
+
+        def __init__(self, **kw: object) -> None:
+            super().__init__(**kw)  # type: ignore[arg-type]
+            self.rows: dict[str, str] = {}
+
+        def _load(self, key: str) -> str | None:
+            return self.rows.get(key)
+
+        def _store(self, key: str, text: str, expire_at: float | None) -> None:
+            self.rows[key] = text
+
+        def _delete(self, key: str) -> None:
+            self.rows.pop(key, None)
+
+        def _clear(self) -> None:
+            self.rows.clear()
+
+        def _size(self) -> int:
+            return len(self.rows)
+
+    with pytest.raises(TypeError):
+        BaseGenerationCache()  # type: ignore[abstract]
+    clock = FakeClock()
+    cache = DictCache(ttl=10, memory_items=0, clock=clock)
+    value, hit = cache.get_or_compute(cache.key("themes", n=1), lambda: {"a": [1]})
+    assert (value, hit) == ({"a": [1]}, False)
+    assert cache.get_or_compute(cache.key("themes", n=1), lambda: {"a": [2]}) == ({"a": [1]}, True)
+    clock.now += 11
+    assert cache.get(cache.key("themes", n=1)) is None and len(cache) == 0
+    cache.rows["themes/bad"] = "not json"
+    assert cache.get("themes/bad") is None and "themes/bad" not in cache.rows
+    assert cache.stats.errors == 1
 
 
 def test_clear_empties_both_layers(cache: GenerationCache) -> None:
