@@ -220,8 +220,7 @@ def _canonical(value: Any, path: str, name: str = "") -> Any:
     if isinstance(value, (list, tuple)):
         # Lists of strings (shortlists: ~100 items, chat messages) are checked in one pass.
         if set(map(type, value)) <= _STR_ONLY and not (
-            _SECRET_IN_JOINED.search("\x00".join(value))
-            or (name and _KEYISH_NAME.search(name))
+            _SECRET_IN_JOINED.search("\x00".join(value)) or (name and _KEYISH_NAME.search(name))
         ):
             return list(value)
         return [_canonical(v, f"{path}[{i}]", name) for i, v in enumerate(value)]
@@ -561,9 +560,7 @@ _UPSERT = (
 _DELETE = "DELETE FROM entries WHERE key = ?"
 _EXPIRE = "DELETE FROM entries WHERE expire_at IS NOT NULL AND expire_at <= ?"
 _TOTAL = "SELECT count(*), coalesce(sum(size), 0) FROM entries"
-_EVICT = (
-    "DELETE FROM entries WHERE key IN (SELECT key FROM entries ORDER BY stored_at LIMIT ?)"
-)
+_EVICT = "DELETE FROM entries WHERE key IN (SELECT key FROM entries ORDER BY stored_at LIMIT ?)"
 
 
 def _no_write_bits(path: Path) -> bool:
