@@ -11,7 +11,9 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -23,6 +25,20 @@ from storefront_sdk.cache import (
     default_cache_dir,
     secret_reason,
 )
+from storefront_sdk.llm.base import (
+    LLM,
+    ChatMessage,
+    Choice,
+    LLMResult,
+    LLMUsage,
+    MultiChoice,
+    OutputSpec,
+)
+from storefront_sdk.llm.cached import CachingLLM, LazyMessages, cache_identity
+from storefront_sdk.tracing import stage
+from storefront_sdk.types import Trace
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -488,3 +504,161 @@ def test_fingerprint_can_be_made_more_personal(grocery: Catalog) -> None:
     personal = UserFingerprint(products=10)
     assert personal(a, grocery) != personal(b, grocery)
     assert "Organic Bananas" in personal.parts(a, grocery)["products"]
+
+
+# -- CachingLLM: any LLM, cached by its canonical request ------------------------------------------
+
+
+class CountingLLM(LLM):
+    """A model double: answers ``answer(call_number)`` raw text, parsed by the real spec."""
+
+    model_id = "counting"
+    concurrent = True
+
+    def __init__(self, answer: Callable[[int], str]) -> None:
+        self.answer = answer
+        self.calls = 0
+        self.extra = "delegated"
+
+    def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        output: OutputSpec[T],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> LLMResult[T]:
+        self.calls += 1
+        raw = self.answer(self.calls)
+        usage = LLMUsage(model_id=self.model_id, prompt_tokens=50, completion_tokens=5)
+        return LLMResult(output.parse(raw), usage, raw)
+
+
+def ask(text: str) -> list[ChatMessage]:
+    return [ChatMessage(role="system", content="Be brief."), ChatMessage(role="user", content=text)]
+
+
+def test_caching_llm_calls_the_model_once_per_request(cache: GenerationCache) -> None:
+    inner = CountingLLM(lambda n: json.dumps({"items": ["eggs", "milk"][: 1 + n % 2]}))
+    llm = CachingLLM(inner, cache)
+    spec = MultiChoice(options=("eggs", "milk", "bread"), max_items=2)
+    first_trace, second_trace = Trace(), Trace()
+    with stage(first_trace, "keywords"):
+        first = llm.generate(ask("brunch"), spec, max_tokens=20, temperature=0.0)
+    with stage(second_trace, "keywords"):
+        second = llm.generate(ask("brunch"), spec, max_tokens=20, temperature=0.0)
+    assert inner.calls == 1 and first.value == second.value == ["eggs", "milk"]
+    assert first_trace.stages[0].cache_hit is False and not first.usage.cache_hit
+    assert (
+        second_trace.stages[0].cache_hit is True and second_trace.stages[0].model_id == "counting"
+    )
+    assert second.usage.cache_hit and second.usage.prompt_tokens == 0
+    assert (llm.model_id, llm.concurrent, llm.fingerprint) == ("counting", True, "counting")
+    assert llm.extra == "delegated"  # other attributes are the wrapped model's
+
+
+def test_caching_llm_keys_cover_the_whole_request(cache: GenerationCache) -> None:
+    llm = CachingLLM(CountingLLM(lambda n: '"eggs"'), cache)
+    spec = Choice(("eggs", "milk"))
+
+    def key(**kw: Any) -> str:
+        args: dict[str, Any] = {"messages": ask("brunch"), "output": spec, "temperature": 0.0}
+        args.update(kw)
+        messages, output = args.pop("messages"), args.pop("output")
+        return llm.request_key(messages, output, **args)
+
+    variants = {
+        key(messages=ask("dinner")),
+        key(messages=[*ask("brunch")[:1], ChatMessage(role="assistant", content="brunch")]),
+        key(output=Choice(("eggs", "bread"))),
+        key(temperature=0.7),
+        key(max_tokens=10),
+        CachingLLM(CountingLLM(lambda n: '"eggs"'), cache, salt="sample-1").request_key(
+            ask("brunch"), spec, temperature=0.0
+        ),
+    }
+    assert key() not in variants and len(variants) == 6
+    assert key() == key()
+
+
+async def test_caching_llm_async_shares_the_sync_entries(cache: GenerationCache) -> None:
+    inner = CountingLLM(lambda n: '"milk"')
+    llm = CachingLLM(inner, cache)
+    spec = Choice(("eggs", "milk"))
+    assert (await llm.agenerate(ask("x"), spec)).value == "milk"
+    assert llm.generate(ask("x"), spec).usage.cache_hit
+    assert (await llm.agenerate(ask("x"), spec)).usage.cache_hit
+    assert inner.calls == 1
+
+
+def test_caching_llm_stale_answers_are_regenerated(cache: GenerationCache) -> None:
+    inner = CountingLLM(lambda n: '"milk"')
+    llm = CachingLLM(inner, cache)
+    spec = Choice(("eggs", "milk"))
+    llm.generate(ask("x"), spec)
+    cache.set(llm.request_key(ask("x"), spec), '"caviar"')  # valid JSON, not an option
+    trace = Trace()
+    with stage(trace, "x"):
+        assert llm.generate(ask("x"), spec).value == "milk"
+    assert inner.calls == 2 and [e.kind for e in trace.events] == ["cache_error"]
+
+
+def test_caching_llm_never_caches_on_a_credential(cache: GenerationCache) -> None:
+    inner = CountingLLM(lambda n: '"eggs"')
+    llm = CachingLLM(inner, cache)
+    secret = "sk-live-abcdefghijklmnopqrstuvwxyz"
+    trace = Trace()
+    with stage(trace, "x"):
+        for _ in range(2):
+            assert llm.generate(ask(f"my key is {secret}"), Choice(("eggs",))).value == "eggs"
+    assert inner.calls == 2 and len(cache) == 0  # answered, just not cached
+    kinds = [e.kind for e in trace.events]
+    assert kinds == ["cache_refused", "cache_refused"]
+    assert secret not in json.dumps(trace.model_dump(mode="json"))
+
+
+def test_identity_keys_replace_the_messages(cache: GenerationCache) -> None:
+    inner = CountingLLM(lambda n: '"eggs"')
+    llm = CachingLLM(inner, cache)
+    rendered: list[int] = []
+
+    def render() -> list[ChatMessage]:
+        rendered.append(1)
+        return ask(f"alice #{len(rendered)}")
+
+    for _ in range(3):
+        with cache_identity("themes", lambda: {"user": "fp-1"}):
+            llm.generate(LazyMessages(render), Choice(("eggs",)))
+    assert inner.calls == 1
+    assert len(rendered) == 0  # the double never looked at them; hits never render
+
+
+def test_wrapping_twice_is_refused(cache: GenerationCache) -> None:
+    llm = CachingLLM(CountingLLM(lambda n: '"eggs"'), cache)
+    with pytest.raises(ConfigurationError, match="already cached"):
+        CachingLLM(llm, cache)
+
+
+def test_llm_judge_caches_each_sample_separately(tmp_path: Path) -> None:
+    from storefront_sdk.evaluation import LLMJudge
+    from storefront_sdk.types import Page, Placement, ScoredProduct, Theme
+
+    inner = CountingLLM(
+        lambda n: json.dumps({"reason": "ok", "verdict": "fail" if n % 3 == 2 else "pass"})
+    )
+    page = Page(
+        user_id="7",
+        placements=[
+            Placement(
+                theme=Theme(title="Weekend brunch", concepts=["eggs"], source="llm"),
+                products=[ScoredProduct(product=Product(id="1", title="Eggs"), score=1.0)],
+            )
+        ],
+    )
+    judge = LLMJudge(inner, strictness=3, levels=("placement",), cache=GenerationCache(tmp_path))
+    first = judge.judge(page, UserContext(user_id="7"))
+    assert inner.calls == 2 * 3  # two criteria, three distinct samples each: not collapsed
+    assert all(v.score == pytest.approx(2 / 3) for v in first.verdicts)
+    again = LLMJudge(inner, strictness=3, levels=("placement",), cache=GenerationCache(tmp_path))
+    assert again.judge(page, UserContext(user_id="7")).verdicts == first.verdicts
+    assert inner.calls == 6  # every vote re-read from the cache
