@@ -159,9 +159,35 @@ _CREDENTIAL_SHAPES = (
 _HEADER = r"\s*(?:Bearer|Basic|Token)\s+[A-Za-z0-9._~+/-]{20,}=*\s*"
 """An Authorization header value: the scheme then a 20+ character credential, nothing else."""
 
-_SECRET_VALUE = re.compile(rf"{_CREDENTIAL_SHAPES}|\A{_HEADER}\Z", re.I)
-_SECRET_IN_JOINED = re.compile(rf"{_CREDENTIAL_SHAPES}|(?:\A|\x00){_HEADER}(?=\x00|\Z)", re.I)
-"""``_SECRET_VALUE`` over a ``"\\x00"``-joined list of strings, in one pass."""
+_SHAPES = re.compile(_CREDENTIAL_SHAPES)
+_HEADER_VALUE = re.compile(rf"\A{_HEADER}\Z", re.I)
+_HEADER_IN_JOINED = re.compile(rf"(?:\A|\x00){_HEADER}(?=\x00|\Z)", re.I)
+# Literal fragments every shape above contains: a C-speed ``in`` test skips the regexes
+# for ordinary text (a 100-keyword shortlist, a prompt) -- key derivation is on every call.
+_SHAPE_HINTS = (
+    "sk-",
+    "eyJ",
+    "hp_",
+    "ho_",
+    "hu_",
+    "hs_",
+    "hr_",
+    "github_pat_",
+    "xox",
+    "AKIA",
+    "AIza",
+)
+_HEADER_HINTS = ("earer", "EARER", "asic", "ASIC", "oken", "OKEN")
+
+
+def _secret_shaped(text: str, *, joined: bool = False) -> bool:
+    """Whether ``text`` (or an item of a ``"\x00"``-joined list) has a credential's shape."""
+    if any(h in text for h in _SHAPE_HINTS) and _SHAPES.search(text):
+        return True
+    if any(h in text for h in _HEADER_HINTS):
+        header = _HEADER_IN_JOINED if joined else _HEADER_VALUE
+        return header.search(text) is not None
+    return False
 
 
 def secret_reason(name: str, value: Any = None) -> str | None:
@@ -177,7 +203,7 @@ def secret_reason(name: str, value: Any = None) -> str | None:
     if name and _secret_name(name):
         return f"its name {name!r} is a credential name"
     if isinstance(value, str):
-        if _SECRET_VALUE.search(value):
+        if _secret_shaped(value):
             return "its value has the shape of a credential"
         if name and _KEYISH_NAME.search(name) and _BLOB.fullmatch(value.strip()):
             return f"its value is a key-like blob named {name!r}"
@@ -200,7 +226,7 @@ def _canonical(value: Any, path: str, name: str = "") -> Any:
     """A JSON-ready, order-stable form of a key part; rejects secrets and opaque objects."""
     kind = type(value)  # exact types first: ABC isinstance checks cost a microsecond each
     if kind is str:
-        if _SECRET_VALUE.search(value) or (name and _KEYISH_NAME.search(name)):
+        if _secret_shaped(value) or (name and _KEYISH_NAME.search(name)):
             reason = secret_reason(name, value)
             if reason:
                 raise _refuse(path, reason)
@@ -220,7 +246,7 @@ def _canonical(value: Any, path: str, name: str = "") -> Any:
     if isinstance(value, (list, tuple)):
         # Lists of strings (shortlists: ~100 items, chat messages) are checked in one pass.
         if set(map(type, value)) <= _STR_ONLY and not (
-            _SECRET_IN_JOINED.search("\x00".join(value)) or (name and _KEYISH_NAME.search(name))
+            _secret_shaped("\x00".join(value), joined=True) or (name and _KEYISH_NAME.search(name))
         ):
             return list(value)
         return [_canonical(v, f"{path}[{i}]", name) for i, v in enumerate(value)]
