@@ -424,3 +424,43 @@ class Scripted(LLM):
         n = output.json_schema()["properties"]["themes"]["minItems"]
         raw = json.dumps({"themes": json.loads(self.raw)["themes"][:n]})
         return LLMResult(output.parse(raw), LLMUsage(model_id=self.model_id, prompt_tokens=9), raw)
+
+
+# -- concurrency: several processes writing one fresh directory at once --------------------------
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from storefront_sdk.cache import GenerationCache
+    c = GenerationCache(sys.argv[1], memory_items=0)
+    me = int(sys.argv[2])
+    for i in range(60):
+        c.set(f"themes/{me}-{i}", {"writer": me, "i": i})
+        c.set("themes/shared", {"writer": me, "i": i})
+        assert c.get(f"themes/{me}-{i}") == {"writer": me, "i": i}
+        assert c.get("themes/shared") is not None
+    s = c.stats
+    print(s.errors, s.sets, s.disk_hits)
+    """
+)
+
+
+def test_six_processes_share_one_fresh_directory(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path / "cache"), str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for n in range(6)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+        assert out.split() == ["0", "120", "120"], (out, err[-500:])
+    cache = GenerationCache(tmp_path / "cache")
+    assert len(cache) == 6 * 60 + 1
+    assert cache.get("themes/5-59") == {"writer": 5, "i": 59}
