@@ -662,3 +662,18 @@ def test_llm_judge_caches_each_sample_separately(tmp_path: Path) -> None:
     again = LLMJudge(inner, strictness=3, levels=("placement",), cache=GenerationCache(tmp_path))
     assert again.judge(page, UserContext(user_id="7")).verdicts == first.verdicts
     assert inner.calls == 6  # every vote re-read from the cache
+
+
+def test_components_rewrap_an_already_cached_model(cache: GenerationCache) -> None:
+    from storefront_sdk.evaluation import LLMJudge
+    from storefront_sdk.types import Page, Placement, Theme
+
+    inner = CountingLLM(lambda n: json.dumps({"reason": "ok", "verdict": "pass"}))
+    cached = CachingLLM(inner, cache)
+    assert CachingLLM.wrap(inner, None) is inner
+    page = Page(user_id="7", placements=[Placement(theme=Theme(title="Brunch", source="llm"))])
+    LLMJudge(cached, strictness=3, levels=("placement",)).judge(page, UserContext(user_id="7"))
+    assert inner.calls == 2 * 3  # the judge's sample salts still apply: votes are not collapsed
+    rewrapped = CachingLLM.wrap(cached, None, stage="themes")
+    assert isinstance(rewrapped, CachingLLM) and rewrapped.llm is inner
+    assert rewrapped.cache is cache and rewrapped.stage == "themes"

@@ -428,11 +428,10 @@ class LLMJudge(Judge):
         self.llm = llm
         self.cache = cache
         # One wrapper per sample index: equal requests of one vote must not share an answer.
-        self._samplers: list[LLM] = (
-            [CachingLLM(llm, cache, stage="judge", salt=f"sample-{i}") for i in range(strictness)]
-            if cache is not None
-            else [llm] * strictness
-        )
+        self._samplers = [
+            CachingLLM.wrap(llm, cache, stage="judge", salt=f"sample-{i}")
+            for i in range(strictness)
+        ]
         self.strictness = strictness
         self.levels = tuple(levels)
         self.products_per_placement = products_per_placement

@@ -87,7 +87,7 @@ class LLMKeywordGenerator(KeywordGenerator):
         few_shot: bool | None = None,
         temperature: float | None = None,
     ) -> None:
-        self.llm = CachingLLM(llm, cache, stage="keywords") if cache is not None else llm
+        self.llm = CachingLLM.wrap(llm, cache, stage="keywords")
         self.cache = cache
         self.profile = resolve_profile(profile, llm)
         self.budget = budget = KEYWORD_BUDGETS[self.profile]

@@ -289,7 +289,7 @@ class LLMThemeGenerator(ThemeGenerator):
         session_keys: tuple[str, ...] = ("occasion",),
         today: Callable[[], date] = date.today,
     ) -> None:
-        self.llm = CachingLLM(llm, cache, stage="themes") if cache is not None else llm
+        self.llm = CachingLLM.wrap(llm, cache, stage="themes")
         self.catalog = catalog
         self.cache = cache
         self.rules = rules if rules is not None else MerchandisingRules()

@@ -152,6 +152,27 @@ class CachingLLM(LLM):
         self.model_id = llm.model_id
         self.concurrent = llm.concurrent
 
+    @classmethod
+    def wrap(
+        cls,
+        llm: LLM,
+        cache: BaseGenerationCache | None,
+        *,
+        stage: str = "llm",
+        salt: str | None = None,
+    ) -> LLM:
+        """``llm`` cached in ``cache`` under ``stage``: what components call on their model.
+
+        An already cached ``llm`` is re-wrapped around its inner model (its cache
+        unless ``cache`` is given), so a component's stage and salt always apply;
+        without any cache, ``llm`` comes back unchanged.
+        """
+        if isinstance(llm, CachingLLM):
+            return cls(llm.llm, cache if cache is not None else llm.cache, stage=stage, salt=salt)
+        if cache is None:
+            return llm
+        return cls(llm, cache, stage=stage, salt=salt)
+
     def __repr__(self) -> str:
         return f"CachingLLM({self.llm!r}, {self.cache!r})"
 
