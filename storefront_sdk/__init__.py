@@ -3,7 +3,7 @@
 Public API, re-exported here; modules inside the package never import from here.
 """
 
-from .cache import CacheStats, GenerationCache, UserFingerprint
+from .cache import BaseGenerationCache, CacheError, CacheStats, GenerationCache, UserFingerprint
 from .catalog import Catalog
 from .demo import demo_user, demo_users
 from .evaluation import (
@@ -44,7 +44,7 @@ from .generation.rules import MerchandisingRules
 from .generation.static import StaticThemeGenerator
 from .generation.taxonomy_keywords import TaxonomyKeywordGenerator
 from .interfaces import Judge, KeywordGenerator, Ranker, RelevanceFilter, Retriever, ThemeGenerator
-from .llm import LLM, LocalLLM, OpenAICompatibleLLM, OutlinesLLM
+from .llm import LLM, CachingLLM, LocalLLM, OpenAICompatibleLLM, OutlinesLLM
 from .ranking import FusionRanker, PopularityRanker
 from .render import render_page_html, render_report_html
 from .retrieval.bm25 import BM25Retriever
@@ -75,7 +75,10 @@ __all__ = [
     "BM25Retriever",
     "BackendError",
     "BackendTimeoutError",
+    "BaseGenerationCache",
+    "CacheError",
     "CacheStats",
+    "CachingLLM",
     "Candidate",
     "Catalog",
     "CatalogError",

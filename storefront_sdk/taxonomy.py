@@ -62,20 +62,24 @@ class KeywordTaxonomy:
         """Departments, aisles and frequent title n-grams of ``catalog``.
 
         An n-gram counts once per product; n-grams that start or end with a
-        stop word or a number are skipped ("of the", "12").
+        stop word or a number are skipped ("of the", "12"). The order (and so
+        :attr:`version`, shortlist ties and every cache key built on them) is a
+        function of the catalog alone: by count, ties alphabetical, never by
+        set iteration order (which changes with ``PYTHONHASHSEED``).
         """
         counts: Counter[str] = Counter()
         for p in catalog:
             words = normalize(p.title).split()
-            grams: set[str] = set()
+            grams: dict[str, None] = {}  # ordered, unlike a set
             for n in range(1, max_ngram + 1):
                 for i in range(len(words) - n + 1):
                     gram = words[i : i + n]
                     if _bad_edge(gram[0]) or _bad_edge(gram[-1]):
                         continue
-                    grams.add(" ".join(gram))
-            counts.update(grams)
-        frequent = [g for g, c in counts.most_common() if c >= min_count and len(g) > 2]
+                    grams[" ".join(gram)] = None
+            counts.update(grams.keys())
+        ranked = sorted(counts.items(), key=lambda gc: (-gc[1], gc[0]))
+        frequent = [g for g, c in ranked if c >= min_count and len(g) > 2]
         kws = [*catalog.departments, *catalog.aisles, *frequent[:max_keywords]]
         return cls(kws, name=f"{catalog.name}-taxonomy")
 

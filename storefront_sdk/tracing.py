@@ -22,9 +22,10 @@ from typing import Any
 
 from .types import StageRecord, Trace
 
-__all__ = ["annotate", "current_stage", "stage"]
+__all__ = ["annotate", "current_stage", "event", "stage"]
 
 _CURRENT: ContextVar[StageRecord | None] = ContextVar("storefront_stage", default=None)
+_TRACE: ContextVar[tuple[Trace, int | None] | None] = ContextVar("storefront_trace", default=None)
 
 _SUMMED = ("prompt_tokens", "completion_tokens", "cost")
 
@@ -58,6 +59,20 @@ def annotate(**fields: Any) -> None:
             rec.details[key] = value
 
 
+def event(kind: str, message: str, **data: Any) -> None:
+    """Append a :class:`~storefront_sdk.types.TraceEvent` to the trace of the open stage.
+
+    For facts a component must not keep silent (a cache entry refused or
+    discarded ...). The event carries the stage's placement. Outside a stage,
+    it does nothing.
+    """
+    current = _TRACE.get()
+    if current is None:
+        return
+    trace, placement = current
+    trace.add_event(kind, message, placement=placement, **data)
+
+
 @contextmanager
 def stage(
     trace: Trace, name: str, *, component: object = None, placement: int | None = None
@@ -69,6 +84,7 @@ def stage(
         placement=placement,
     )
     token = _CURRENT.set(rec)
+    trace_token = _TRACE.set((trace, placement))
     start = time.perf_counter()
     try:
         yield rec
@@ -79,4 +95,5 @@ def stage(
     finally:
         rec.duration_ms = (time.perf_counter() - start) * 1000.0
         _CURRENT.reset(token)
+        _TRACE.reset(trace_token)
         trace.stages.append(rec)

@@ -536,10 +536,16 @@ def test_corrupt_cached_themes_are_regenerated(
     llm = ScriptedLLM(enough_themes)
     gen = LLMThemeGenerator(llm, grocery, cache=cache)
     gen.generate(regular, 3)
-    (key,) = [k for k in cache._open() if k.startswith("themes/")]
-    cache.set(key, {"themes": [{"title": "no concepts"}]})  # valid JSON, wrong shape
-    themes = gen.generate(regular, 3)
+    season = gen.rules.season_for(regular, gen.today())
+    key = gen.cache_key(regular, 2, season=season, spec_key=Structured(theme_list_model(2)).key)
+    assert key is not None and cache.get(key) is not None  # the public key finds the entry
+    cache.set(key, json.dumps({"themes": [{"title": "no concepts"}]}))  # JSON, wrong shape
+    trace = Trace()
+    with stage(trace, "themes"):
+        themes = gen.generate(regular, 3)
     assert len(llm.calls) == 2 and len(themes) == 3
+    assert trace.stages[0].cache_hit is False
+    assert [e.kind for e in trace.events] == ["cache_error"]  # the discarded entry is traced
 
 
 # -- keywords -----------------------------------------------------------------------------------
@@ -747,8 +753,11 @@ def test_local_model_themes_are_schema_valid_and_cached(
     rec = first.stages[0]
     assert rec.cache_hit is False and rec.completion_tokens and rec.model_id == local_llm.model_id
     # Whatever the model wrote, the constrained output validated against the closed schema.
-    (key,) = [k for k in cache._open() if k.startswith("themes/")]
-    theme_list_model(3, compact=True).model_validate(cache.get(key))
+    spec_key = Structured(theme_list_model(3, compact=True)).key
+    season = gen.rules.season_for(user, gen.today())
+    key = gen.cache_key(user, 3, season=season, spec_key=spec_key)
+    assert key is not None
+    theme_list_model(3, compact=True).model_validate_json(cache.get(key))
     assert rec.details["profile"] == "compact"
     if themes:
         assert themes[0].title == "Buy it again"

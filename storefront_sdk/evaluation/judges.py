@@ -15,7 +15,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,8 +24,12 @@ from ..exceptions import BackendError, ConfigurationError
 from ..filtering.titles import TitleRules, is_duplicate_title
 from ..interfaces import Judge, RelevanceFilter
 from ..llm.base import LLM, ChatMessage, Structured
+from ..llm.cached import CachingLLM
 from ..types import JudgeReport, Page, Placement, Product, UserContext, Verdict
 from . import metrics
+
+if TYPE_CHECKING:
+    from ..cache import BaseGenerationCache
 
 __all__ = [
     "HeuristicJudge",
@@ -380,7 +384,10 @@ class LLMJudge(Judge):
     names. With ``strictness`` > 1 samples are drawn at ``temperature`` (0.7 by
     default, else 0). A sample that fails (backend error, output that does not
     validate) does not vote; when no sample is valid the verdict is kept with
-    ``valid=False`` and the error as its reason.
+    ``valid=False`` and the error as its reason. With a ``cache`` (any
+    :class:`~storefront_sdk.cache.BaseGenerationCache`) every sample is cached
+    by its exact request plus its sample index (so a re-run re-reads the same
+    votes, and the samples of one vote stay distinct).
     """
 
     def __init__(
@@ -394,6 +401,7 @@ class LLMJudge(Judge):
         temperature: float | None = None,
         max_tokens: int = 160,
         history_items: int = 15,
+        cache: BaseGenerationCache | None = None,
     ) -> None:
         if strictness not in (1, 3, 5):
             raise ConfigurationError(
@@ -405,6 +413,12 @@ class LLMJudge(Judge):
                 f"levels must be a non-empty subset of {_LEVELS}, got {tuple(levels)}"
             )
         self.llm = llm
+        self.cache = cache
+        # One wrapper per sample index: equal requests of one vote must not share an answer.
+        self._samplers = [
+            CachingLLM.wrap(llm, cache, stage="judge", salt=f"sample-{i}")
+            for i in range(strictness)
+        ]
         self.strictness = strictness
         self.levels = tuple(levels)
         self.products_per_placement = products_per_placement
@@ -506,18 +520,18 @@ class LLMJudge(Judge):
         return jobs
 
     # -- running -----------------------------------------------------------------------------
-    def _sample(self, job: _Job) -> _Sample:
+    def _sample(self, job: _Job, i: int = 0) -> _Sample:
         try:
-            res = self.llm.generate(
+            res = self._samplers[i].generate(
                 job.messages, job.spec, max_tokens=self.max_tokens, temperature=self._temperature
             )
         except BackendError as exc:
             return _Sample(None, "", f"{type(exc).__name__}: {exc}")
         return _Sample(str(res.value.verdict), str(res.value.reason))
 
-    async def _asample(self, job: _Job) -> _Sample:
+    async def _asample(self, job: _Job, i: int = 0) -> _Sample:
         try:
-            res = await self.llm.agenerate(
+            res = await self._samplers[i].agenerate(
                 job.messages, job.spec, max_tokens=self.max_tokens, temperature=self._temperature
             )
         except BackendError as exc:
@@ -527,7 +541,7 @@ class LLMJudge(Judge):
     def judge(self, page: Page, user: UserContext) -> JudgeReport:
         jobs = self._jobs(page, user)
         verdicts = [
-            self._vote(job, [self._sample(job) for _ in range(self.strictness)]) for job in jobs
+            self._vote(job, [self._sample(job, i) for i in range(self.strictness)]) for job in jobs
         ]
         return JudgeReport(user_id=page.user_id, judge=self.name, verdicts=verdicts)
 
@@ -535,10 +549,10 @@ class LLMJudge(Judge):
         jobs = self._jobs(page, user)
         if self.llm.concurrent:
             flat = await asyncio.gather(
-                *(self._asample(j) for j in jobs for _ in range(self.strictness))
+                *(self._asample(j, i) for j in jobs for i in range(self.strictness))
             )
         else:
-            flat = [await self._asample(j) for j in jobs for _ in range(self.strictness)]
+            flat = [await self._asample(j, i) for j in jobs for i in range(self.strictness)]
         s = self.strictness
         verdicts = [self._vote(job, list(flat[i * s : (i + 1) * s])) for i, job in enumerate(jobs)]
         return JudgeReport(user_id=page.user_id, judge=self.name, verdicts=verdicts)

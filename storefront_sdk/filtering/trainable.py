@@ -702,9 +702,9 @@ def _aisle_themes(
         for p in products:
             counts.update(_title_words(p.title))
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))  # deterministic ties
-        typical = [
-            w for w, c in ranked if c >= 2 and c / overall[w] >= 0.5 and not w.isdigit()
-        ][:8] or [aisle]
+        typical = [w for w, c in ranked if c >= 2 and c / overall[w] >= 0.5 and not w.isdigit()][
+            :8
+        ] or [aisle]
         dept = products[0].department
         for _ in range(per_aisle):
             concepts = rng.sample(typical, min(len(typical), rng.randint(1, 3)))

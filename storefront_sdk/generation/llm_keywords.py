@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import OutputValidationError
 from ..interfaces import KeywordGenerator
-from ..llm.base import LLM, ChatMessage, LLMResult, MultiChoice
+from ..llm.base import LLM, ChatMessage, MultiChoice
+from ..llm.cached import CachingLLM, LazyMessages, cache_identity
 from ..taxonomy import KeywordTaxonomy
 from ..tracing import annotate
 from ..types import Theme, UserContext
@@ -30,7 +31,7 @@ from .llm_themes import Profile, record_usage, resolve_profile, stage_tokens
 from .prompts import fence, keyword_prompt, quote_data
 
 if TYPE_CHECKING:
-    from ..cache import GenerationCache
+    from ..cache import BaseGenerationCache
 
 __all__ = ["KEYWORD_BUDGETS", "KeywordBudget", "LLMKeywordGenerator"]
 
@@ -76,7 +77,7 @@ class LLMKeywordGenerator(KeywordGenerator):
         self,
         llm: LLM,
         *,
-        cache: GenerationCache | None = None,
+        cache: BaseGenerationCache | None = None,
         profile: Profile = "auto",
         shortlist_size: int | None = None,
         prompt_version: str | None = None,
@@ -86,7 +87,7 @@ class LLMKeywordGenerator(KeywordGenerator):
         few_shot: bool | None = None,
         temperature: float | None = None,
     ) -> None:
-        self.llm = llm
+        self.llm = CachingLLM.wrap(llm, cache, stage="keywords")
         self.cache = cache
         self.profile = resolve_profile(profile, llm)
         self.budget = budget = KEYWORD_BUDGETS[self.profile]
@@ -155,7 +156,7 @@ class LLMKeywordGenerator(KeywordGenerator):
 
     def _plan(
         self, theme: Theme, taxonomy: KeywordTaxonomy, n: int
-    ) -> tuple[list[str], MultiChoice, str | None]:
+    ) -> tuple[list[str], MultiChoice, dict[str, Any]]:
         shortlist = self.shortlist(theme, taxonomy)
         if not shortlist:
             raise OutputValidationError(
@@ -165,42 +166,23 @@ class LLMKeywordGenerator(KeywordGenerator):
         spec = MultiChoice(
             options=tuple(shortlist), min_items=1, max_items=max(1, min(asked, len(shortlist)))
         )
-        key = None
-        if self.cache is not None:
-            key = self.cache.key(
-                "keywords",
-                prompt=self.prompt_version,
-                prompt_hash=self.prompt.fingerprint,
-                few_shot=self.few_shot,
-                model=self.llm.fingerprint,
-                schema=spec.key,
-                taxonomy=taxonomy.version,
-                shortlist=shortlist,
-                theme={
-                    "title": theme.title,
-                    "description": theme.description,
-                    "concepts": theme.concepts,
-                },
-                n=spec.max_items,
-                describe=self.budget.describe,
-                temperature=self.temperature,
-            )
-        return shortlist, spec, key
-
-    def _cached(self, key: str | None, shortlist: list[str]) -> list[str] | None:
-        if self.cache is None or key is None:
-            return None
-        data = self.cache.get(key)
-        if not (
-            isinstance(data, list)
-            and data
-            and all(isinstance(k, str) and k in shortlist for k in data)
-        ):
-            if data is not None:
-                self.cache.delete(key)
-            return None
-        annotate(cache_hit=True, model_id=self.llm.model_id)
-        return data
+        # What determines the choice (keyed instead of the rendered prompt): the theme,
+        # never the user, so every placement with this theme shares the cached choice.
+        identity = {
+            "prompt": self.prompt_version,
+            "prompt_hash": self.prompt.fingerprint,
+            "few_shot": self.few_shot,
+            "taxonomy": taxonomy.version,
+            "shortlist": shortlist,
+            "theme": {
+                "title": theme.title,
+                "description": theme.description,
+                "concepts": theme.concepts,
+            },
+            "n": spec.max_items,
+            "describe": self.budget.describe,
+        }
+        return shortlist, spec, identity
 
     def _finish(
         self, items: list[str], taxonomy: KeywordTaxonomy, shortlist: list[str], n: int
@@ -225,31 +207,23 @@ class LLMKeywordGenerator(KeywordGenerator):
         )
         return out[:n]
 
-    def _store(self, key: str | None, result: LLMResult[list[str]]) -> list[str]:
-        annotate(cache_hit=False)
-        if self.cache is not None and key is not None and result.value:
-            self.cache.set(key, list(result.value))
-        return list(result.value)
-
     def generate(
         self, theme: Theme, taxonomy: KeywordTaxonomy, user: UserContext, n: int
     ) -> list[str]:
         exact = self.exact_keywords(theme, taxonomy, n)
         if exact is not None:
             return exact
-        shortlist, spec, key = self._plan(theme, taxonomy, n)
-        items = self._cached(key, shortlist)
-        if items is None:
-            before = stage_tokens()
+        shortlist, spec, identity = self._plan(theme, taxonomy, n)
+        before = stage_tokens()
+        with cache_identity("keywords", identity):
             result = self.llm.generate(
-                self.messages(theme, shortlist, spec.max_items),
+                LazyMessages(lambda: self.messages(theme, shortlist, spec.max_items)),
                 spec,
                 max_tokens=self._max_tokens(spec),
                 temperature=self.temperature,
             )
-            record_usage(result, before)
-            items = self._store(key, result)
-        return self._finish(items, taxonomy, shortlist, n)
+        record_usage(result, before)
+        return self._finish(list(result.value), taxonomy, shortlist, n)
 
     async def agenerate(
         self, theme: Theme, taxonomy: KeywordTaxonomy, user: UserContext, n: int
@@ -259,19 +233,17 @@ class LLMKeywordGenerator(KeywordGenerator):
         exact = self.exact_keywords(theme, taxonomy, n)
         if exact is not None:
             return exact
-        shortlist, spec, key = self._plan(theme, taxonomy, n)
-        items = self._cached(key, shortlist)
-        if items is None:
-            before = stage_tokens()
+        shortlist, spec, identity = self._plan(theme, taxonomy, n)
+        before = stage_tokens()
+        with cache_identity("keywords", identity):
             result = await self.llm.agenerate(
-                self.messages(theme, shortlist, spec.max_items),
+                LazyMessages(lambda: self.messages(theme, shortlist, spec.max_items)),
                 spec,
                 max_tokens=self._max_tokens(spec),
                 temperature=self.temperature,
             )
-            record_usage(result, before)
-            items = self._store(key, result)
-        return self._finish(items, taxonomy, shortlist, n)
+        record_usage(result, before)
+        return self._finish(list(result.value), taxonomy, shortlist, n)
 
     def _max_tokens(self, spec: MultiChoice) -> int:
         # {"items": [...]}: ~8 tokens of wrapper, a few per keyword; bounds a looping model.

@@ -5,7 +5,9 @@ for returning users) goes first; the model is asked for the remaining themes
 with a versioned prompt in which the user's context is fenced *data* (product
 names from the catalog, never ids; notes and preferences quoted as untrusted);
 its output must validate against :func:`theme_list_model` (``extra="forbid"``,
-titles <= 60 characters, 1-5 concepts); the validated output is cached, then
+titles <= 60 characters, 1-5 concepts); with a cache the model is wrapped in
+:class:`~storefront_sdk.llm.cached.CachingLLM`, keyed by the user *fingerprint*
+rather than the exact prompt (similar shoppers share); the output is then
 repaired (whitespace, one-line descriptions, empty or duplicate concepts); the
 :class:`~storefront_sdk.generation.rules.MerchandisingRules` shape the prompt and
 are enforced by the storefront's ``MerchandisingGate`` for every generator.
@@ -20,14 +22,15 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from ..exceptions import OutputValidationError
 from ..interfaces import ThemeGenerator
 from ..llm.base import LLM, ChatMessage, LLMResult, Structured
+from ..llm.cached import CachingLLM, LazyMessages, cache_identity
 from ..text import normalize
 from ..tracing import annotate, current_stage
 from ..types import Theme, UserContext
@@ -36,7 +39,7 @@ from .prompts import fence, quote_data, theme_prompt
 from .rules import MerchandisingRules
 
 if TYPE_CHECKING:
-    from ..cache import GenerationCache, UserFingerprint
+    from ..cache import BaseGenerationCache, UserFingerprint
     from ..catalog import Catalog
 
 __all__ = [
@@ -217,7 +220,7 @@ def repair_drafts(
 def record_usage(result: LLMResult[Any], prompt_tokens_before: int | None) -> None:
     """Annotate token usage unless the backend already did (avoids double counting)."""
     rec = current_stage()
-    if rec is None:
+    if rec is None or result.usage.cache_hit:
         return
     if rec.prompt_tokens == prompt_tokens_before:
         u = result.usage
@@ -242,14 +245,10 @@ class _Plan:
     buy_again: Theme | None
     k: int
     season: str
-    render: Callable[[], list[ChatMessage]]
+    messages: LazyMessages
+    """The prompt, rendered only when the model is actually called (not on a cache hit)."""
     spec: Structured[BaseModel]
-    key: str | None
-
-    @cached_property
-    def messages(self) -> list[ChatMessage]:
-        """The prompt, rendered only when the model is actually called (not on a cache hit)."""
-        return self.render()
+    identity: Callable[[], dict[str, Any]]
 
 
 class LLMThemeGenerator(ThemeGenerator):
@@ -277,7 +276,7 @@ class LLMThemeGenerator(ThemeGenerator):
         llm: LLM,
         catalog: Catalog,
         *,
-        cache: GenerationCache | None = None,
+        cache: BaseGenerationCache | None = None,
         rules: MerchandisingRules | None = None,
         profile: Profile = "auto",
         prompt_version: str | None = None,
@@ -291,7 +290,7 @@ class LLMThemeGenerator(ThemeGenerator):
         session_keys: tuple[str, ...] = ("occasion",),
         today: Callable[[], date] = date.today,
     ) -> None:
-        self.llm = llm
+        self.llm = CachingLLM.wrap(llm, cache, stage="themes")
         self.catalog = catalog
         self.cache = cache
         self.rules = rules if rules is not None else MerchandisingRules()
@@ -379,26 +378,33 @@ class LLMThemeGenerator(ThemeGenerator):
             n=n,
         )
 
+    def cache_identity(self, user: UserContext, n: int, *, season: str) -> dict[str, Any]:
+        """What determines the model's answer besides model, schema and sampling settings.
+
+        The user enters as their fingerprint, not their exact prompt, so that
+        similar shoppers share a cached generation.
+        """
+        return {
+            "prompt": self.prompt_version,
+            "prompt_hash": self.prompt.fingerprint,
+            "few_shot": self.few_shot,
+            "user": self.fingerprint(user, self.catalog),
+            "n": n,
+            "catalog": self.catalog.version,
+            "rules": self.rules.fingerprint,
+            "season": season,
+            "max_history_items": self.max_history_items,
+            "compact": self.budget.compact_schema,
+        }
+
     def cache_key(self, user: UserContext, n: int, *, season: str, spec_key: str) -> str | None:
-        """Everything that determines the model's answer; None without a cache."""
-        if self.cache is None:
+        """The cache key of the model call for ``n`` themes; None without a cache."""
+        if not isinstance(self.llm, CachingLLM):
             return None
-        return self.cache.key(
-            "themes",
-            prompt=self.prompt_version,
-            prompt_hash=self.prompt.fingerprint,
-            few_shot=self.few_shot,
-            model=self.llm.fingerprint,
-            schema=spec_key,
-            user=self.fingerprint(user, self.catalog),
-            n=n,
-            catalog=self.catalog.version,
-            rules=self.rules.fingerprint,
-            season=season,
-            max_history_items=self.max_history_items,
-            compact=self.budget.compact_schema,
-            temperature=self.temperature,
-        )
+        with cache_identity("themes", self.cache_identity(user, n, season=season)):
+            return self.llm.request_key(
+                (), spec_key, max_tokens=self._max_tokens(n), temperature=self.temperature
+            )
 
     # -- generation ----------------------------------------------------------------------------
     def _plan(self, user: UserContext, n: int) -> _Plan:
@@ -419,30 +425,14 @@ class LLMThemeGenerator(ThemeGenerator):
         spec: Structured[BaseModel] = Structured(
             theme_list_model(max(k, 1), self.budget.compact_schema)
         )
-        key = self.cache_key(user, k, season=season, spec_key=spec.key) if k > 0 else None
-        return _Plan(buy_again, k, season, lambda: self.messages(user, k, season=season), spec, key)
-
-    def _cached(self, plan: _Plan) -> list[ThemeDraft | CompactThemeDraft] | None:
-        if self.cache is None or plan.key is None:
-            return None
-        data = self.cache.get(plan.key)
-        if data is None:
-            return None
-        try:
-            value = plan.spec.model.model_validate(data)
-        except ValidationError:
-            self.cache.delete(plan.key)
-            return None
-        annotate(cache_hit=True, model_id=self.llm.model_id)
-        return list(value.themes)  # type: ignore[attr-defined]
-
-    def _store(
-        self, plan: _Plan, result: LLMResult[BaseModel]
-    ) -> list[ThemeDraft | CompactThemeDraft]:
-        annotate(cache_hit=False)
-        if self.cache is not None and plan.key is not None:
-            self.cache.set(plan.key, result.value)
-        return list(result.value.themes)  # type: ignore[attr-defined]
+        return _Plan(
+            buy_again,
+            k,
+            season,
+            LazyMessages(lambda: self.messages(user, k, season=season)),
+            spec,
+            lambda: self.cache_identity(user, k, season=season),
+        )
 
     def _finish(
         self,
@@ -472,18 +462,16 @@ class LLMThemeGenerator(ThemeGenerator):
         plan = self._plan(user, n)
         if plan.k <= 0:
             return [plan.buy_again] if plan.buy_again is not None else []
-        drafts = self._cached(plan)
-        if drafts is None:
-            before = stage_tokens()
+        before = stage_tokens()
+        with cache_identity("themes", plan.identity):
             result = self.llm.generate(
                 plan.messages,
                 plan.spec,
                 max_tokens=self._max_tokens(plan.k),
                 temperature=self.temperature,
             )
-            record_usage(result, before)
-            drafts = self._store(plan, result)
-        return self._finish(plan, user, drafts)
+        record_usage(result, before)
+        return self._finish(plan, user, list(result.value.themes))  # type: ignore[attr-defined]
 
     async def agenerate(self, user: UserContext, n: int) -> list[Theme]:
         if not self.llm.concurrent:
@@ -491,18 +479,16 @@ class LLMThemeGenerator(ThemeGenerator):
         plan = self._plan(user, n)
         if plan.k <= 0:
             return [plan.buy_again] if plan.buy_again is not None else []
-        drafts = self._cached(plan)
-        if drafts is None:
-            before = stage_tokens()
+        before = stage_tokens()
+        with cache_identity("themes", plan.identity):
             result = await self.llm.agenerate(
                 plan.messages,
                 plan.spec,
                 max_tokens=self._max_tokens(plan.k),
                 temperature=self.temperature,
             )
-            record_usage(result, before)
-            drafts = self._store(plan, result)
-        return self._finish(plan, user, drafts)
+        record_usage(result, before)
+        return self._finish(plan, user, list(result.value.themes))  # type: ignore[attr-defined]
 
     def _max_tokens(self, k: int) -> int:
         # Room for k themes; the schema bounds the output anyway, this bounds a looping model.

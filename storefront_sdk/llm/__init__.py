@@ -11,11 +11,13 @@ from .base import (
     Structured,
     as_output,
 )
+from .cached import CachingLLM
 from .openai import OpenAICompatibleLLM
 from .outlines import LocalLLM, OutlinesLLM  # cheap: outlines/llama_cpp load on first use
 
 __all__ = [
     "LLM",
+    "CachingLLM",
     "ChatMessage",
     "Choice",
     "LLMResult",
