@@ -202,7 +202,7 @@ async def test_llm_judge_async_matches_sync() -> None:
 
 def test_llm_judge_over_http_counts_malformed_answers() -> None:
     from storefront_sdk.llm.openai import OpenAICompatibleLLM
-    from storefront_sdk.llm.stub_server import StubOpenAIServer
+    from storefront_sdk.testing.stub_server import StubOpenAIServer
 
     def responder(body: dict[str, Any]) -> str:
         prompt = body["messages"][-1]["content"]

@@ -760,7 +760,7 @@ async def test_http_backend_through_the_stub_server(
     tmp_path: Path, grocery: Catalog, taxonomy: KeywordTaxonomy, regular: UserContext
 ) -> None:
     from storefront_sdk.llm.openai import OpenAICompatibleLLM
-    from storefront_sdk.llm.stub_server import StubOpenAIServer
+    from storefront_sdk.testing.stub_server import StubOpenAIServer
 
     with StubOpenAIServer(latency=0.2, seed=3, api_key="sk-stub-secret-123456") as server:
         llm = OpenAICompatibleLLM(server.base_url, "stub-model", api_key="sk-stub-secret-123456")

@@ -24,7 +24,7 @@ import pytest
 from storefront_sdk.exceptions import BackendTimeoutError, RetryableBackendError
 from storefront_sdk.llm.base import ChatMessage, MultiChoice
 from storefront_sdk.llm.openai import OpenAICompatibleLLM, _env_proxy
-from storefront_sdk.llm.stub_server import StubOpenAIServer
+from storefront_sdk.testing.stub_server import StubOpenAIServer
 from storefront_sdk.llm.transport import AsyncHTTP11Transport
 
 Script = Callable[[int, bytes], tuple[bytes, bool]]

@@ -20,11 +20,11 @@ from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
 
-from .catalog import Catalog
-from .interfaces import KeywordGenerator, Ranker, RelevanceFilter, Retriever, ThemeGenerator
-from .taxonomy import KeywordTaxonomy
-from .text import tokenize
-from .types import Candidate, Interaction, RetrievalQuery, ScoredProduct, Theme, UserContext
+from ..catalog import Catalog
+from ..interfaces import KeywordGenerator, Ranker, RelevanceFilter, Retriever, ThemeGenerator
+from ..taxonomy import KeywordTaxonomy
+from ..text import tokenize
+from ..types import Candidate, Interaction, RetrievalQuery, ScoredProduct, Theme, UserContext
 
 __all__ = [
     "ConformanceError",
