@@ -26,7 +26,6 @@ from storefront_sdk import (
     OutputValidationError,
     Product,
     Theme,
-    Trace,
     UserContext,
 )
 from storefront_sdk.cache import GenerationCache, UserFingerprint
@@ -45,6 +44,7 @@ from storefront_sdk.llm.base import (
 )
 from storefront_sdk.text import normalize
 from storefront_sdk.tracing import stage
+from storefront_sdk.types import Trace
 
 T = TypeVar("T")
 Answer = str | Callable[[Sequence[ChatMessage], OutputSpec[Any]], str]

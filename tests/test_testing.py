@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from storefront_sdk import Catalog, LLMJudge
-from storefront_sdk.evaluation import HeuristicJudge
+from storefront_sdk import Catalog
+from storefront_sdk.evaluation import HeuristicJudge, LLMJudge
 from storefront_sdk.exceptions import (
     ConfigurationError,
     FatalBackendError,
