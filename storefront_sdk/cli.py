@@ -294,7 +294,20 @@ def _add_build(sub: Any) -> argparse.ArgumentParser:
 def _add_eval(sub: Any) -> argparse.ArgumentParser:
     from .evaluation.cli import register
 
-    return register(sub)
+    p = register(sub)
+    run = p.get_default("func")
+
+    def checked(args: argparse.Namespace) -> int:
+        if args.base_url:  # the same fail-fast URL check as ``build``
+            try:
+                base_url(args.base_url)
+            except argparse.ArgumentTypeError as exc:
+                raise UsageError(f"--base-url: {exc}") from None
+        code: int = run(args)
+        return code
+
+    p.set_defaults(func=checked)
+    return p
 
 
 def _add_debug(parser: argparse.ArgumentParser, *, default: Any) -> None:

@@ -85,6 +85,12 @@ def test_bad_arguments_are_one_line_with_status_2(
     assert "retry" not in line and "attempt" not in line  # a bad URL fails at once
 
 
+def test_eval_base_url_fails_fast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["eval", "--instacart-dir", str(tmp_path), "--configs", "http", "--model", "m"]
+    assert main([*args, "--base-url", "notaurl", "--out", str(tmp_path / "out")]) == 2
+    assert_one_line_error(capsys.readouterr().err, "--base-url", "'notaurl'")
+
+
 def test_output_to_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*BUILD, "-o", str(tmp_path)]) == 2
     assert_one_line_error(capsys.readouterr().err, str(tmp_path), "is a directory")
