@@ -34,6 +34,7 @@ __all__ = ["build_parser", "main"]
 
 PROG = "storefront"
 DEBUG_ENV = "STOREFRONT_DEBUG"
+_MAX_ERROR_CHARS = 2_000  # an error line quoting a huge argument stays readable
 
 # pydantic field -> the option a user typed, for one-line validation errors.
 _OPTION_OF = {
@@ -165,6 +166,9 @@ def _cache(args: argparse.Namespace) -> Any:
     if args.cache_dir:
         from .cache import GenerationCache
 
+        if Path(args.cache_dir).exists() and not Path(args.cache_dir).is_dir():
+            raise UsageError(f"--cache-dir {args.cache_dir}: exists and is not a folder")
+
         return GenerationCache(args.cache_dir)
     return "auto"
 
@@ -199,6 +203,7 @@ def format_table(page: Page) -> str:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     output = _check_output(args.output) if args.output else None
+    cache = _cache(args)
     catalog = load_catalog(args.catalog)
     user = _user(args, demo_catalog=args.catalog is None)
     from .storefront import Storefront, StorefrontConfig
@@ -208,7 +213,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         products_per_placement=args.products,
         min_products=min(args.min_products, args.products),
     )
-    sf = Storefront(catalog, llm=_llm(args), cache=_cache(args), config=config)
+    sf = Storefront(catalog, llm=_llm(args), cache=cache, config=config)
     page = sf.build(user)
     if args.format == "json":
         out = page.model_dump_json(indent=2)
@@ -375,6 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         message, status = _one_line(exc)
+        if len(message) > _MAX_ERROR_CHARS:
+            message = message[:_MAX_ERROR_CHARS] + " ..."
         print(f"{PROG}: error: {printable(message)}", file=sys.stderr)
         return status
 

@@ -72,6 +72,8 @@ BUILD = ["build", "--user", "demo-1", "--llm", "none"]
         (["--catalog", "/nonexistent/products.csv"], ["/nonexistent/products.csv", "not found"]),
         (["--catalog", "/etc/hostname.txt"], ["--catalog"]),
         (["--llm", "http"], ["--base-url and --model"]),
+        (["--cache-dir", __file__], ["--cache-dir", "not a folder"]),
+        (["--user", "u" * 50_000], ["unknown demo user", " ..."]),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0].startswith("-") else "",
 )
