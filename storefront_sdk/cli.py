@@ -166,8 +166,6 @@ def _cache(args: argparse.Namespace) -> Any:
     if args.cache_dir:
         from .cache import GenerationCache
 
-        if Path(args.cache_dir).exists() and not Path(args.cache_dir).is_dir():
-            raise UsageError(f"--cache-dir {args.cache_dir}: exists and is not a folder")
 
         return GenerationCache(args.cache_dir)
     return "auto"
@@ -203,7 +201,8 @@ def format_table(page: Page) -> str:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     output = _check_output(args.output) if args.output else None
-    cache = _cache(args)
+    if args.cache_dir and Path(args.cache_dir).exists() and not Path(args.cache_dir).is_dir():
+        raise UsageError(f"--cache-dir {args.cache_dir}: exists and is not a folder")
     catalog = load_catalog(args.catalog)
     user = _user(args, demo_catalog=args.catalog is None)
     from .storefront import Storefront, StorefrontConfig
@@ -213,7 +212,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         products_per_placement=args.products,
         min_products=min(args.min_products, args.products),
     )
-    sf = Storefront(catalog, llm=_llm(args), cache=cache, config=config)
+    sf = Storefront(catalog, llm=_llm(args), cache=_cache(args), config=config)
     page = sf.build(user)
     if args.format == "json":
         out = page.model_dump_json(indent=2)
