@@ -313,14 +313,28 @@ class _WrongPlacement(Judge):
         )
 
 
+class _SyncOnlySignature(_OutOfRange):
+    async def ajudge(self, page: Page) -> JudgeReport:  # type: ignore[override]
+        return self.judge(page, UserContext(user_id=page.user_id))
+
+
+class _FailsOnEmptyPages(HeuristicJudge):
+    def judge(self, page: Page, user: UserContext) -> JudgeReport:
+        if not page.placements:
+            raise ValueError("nothing to judge")
+        return super().judge(page, user)
+
+
 @pytest.mark.parametrize(
     ("judge", "match"),
     [
+        (_SyncOnlySignature(), "identical signatures"),
+        (_FailsOnEmptyPages(), "nothing to judge"),
         (_DropsInvalid(MockLLM()), "dropped verdicts"),
         (_OutOfRange(), r"score 3.0 must be a finite number in \[0, 1\]"),
         (_WrongPlacement(), "placement index within the page"),
     ],
-    ids=["drops-invalid", "score-range", "placement-index"],
+    ids=["signature", "empty-page", "drops-invalid", "score-range", "placement-index"],
 )
 def test_check_judge_catches_broken_judges(judge: Judge, match: str, demo_catalog: Catalog) -> None:
     with pytest.raises(ConformanceError, match=match):

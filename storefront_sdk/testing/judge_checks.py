@@ -58,6 +58,19 @@ def sample_page(
     return Page(user_id=user.user_id, placements=pls), user
 
 
+def _run(what: str, fn: Callable[[], Any]) -> Any:
+    """Run one judge call; an exception is a contract violation (failures become verdicts)."""
+    try:
+        return fn()
+    except ConformanceError:
+        raise
+    except Exception as exc:
+        raise ConformanceError(
+            f"{what} raised {type(exc).__name__}: {exc}; a judge records what it cannot "
+            "judge as verdicts (valid=False), it does not raise"
+        ) from exc
+
+
 def _keys(report: JudgeReport) -> list[tuple[str, str, int | None, str | None]]:
     return sorted((v.level, v.criterion, v.placement, v.product_id) for v in report.verdicts)
 
@@ -131,15 +144,22 @@ def check_judge(
     _require(inspect.iscoroutinefunction(type(judge).ajudge), f"{name}.ajudge must be an async def")
 
     page, user = sample_page(catalog)
-    report = _check_report(judge.judge(page, user), page, f"{name}.judge")
+    report = _check_report(
+        _run(f"{name}.judge", lambda: judge.judge(page, user)), page, f"{name}.judge"
+    )
     _require(bool(report.verdicts), f"{name}.judge gave no verdict at all on a two-placement page")
-    areport = _check_report(asyncio.run(judge.ajudge(page, user)), page, f"{name}.ajudge")
+    areport = _check_report(
+        _run(f"{name}.ajudge", lambda: asyncio.run(judge.ajudge(page, user))),
+        page,
+        f"{name}.ajudge",
+    )
     _require(
         _keys(areport) == _keys(report),
         f"{name}.ajudge must judge the same things as .judge",
     )
     empty = Page(user_id=user.user_id)
-    _check_report(judge.judge(empty, user), empty, f"{name}.judge on an empty page")
+    what = f"{name}.judge on an empty page"
+    _check_report(_run(what, lambda: judge.judge(empty, user)), empty, what)
 
     if with_llm is None and isinstance(getattr(judge, "llm", None), LLM):
 
@@ -150,11 +170,13 @@ def check_judge(
 
     if with_llm is None:
         return
-    good = _check_report(
-        with_llm(MockLLM()).judge(page, user), page, f"{name} with a well-behaved model"
-    )
+    what = f"{name} with a well-behaved model"
+    good_judge = with_llm(MockLLM())
+    good = _check_report(_run(what, lambda: good_judge.judge(page, user)), page, what)
     bad_llm = MockLLM("this is not what you asked for")
-    bad = _check_report(with_llm(bad_llm).judge(page, user), page, f"{name} with a broken model")
+    what = f"{name} with a broken model"
+    bad_judge = with_llm(bad_llm)
+    bad = _check_report(_run(what, lambda: bad_judge.judge(page, user)), page, what)
     _require(bad_llm.calls > 0, f"{name} never called the model it was given")
     _require(
         _keys(bad) == _keys(good),
