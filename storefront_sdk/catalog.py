@@ -627,7 +627,12 @@ def _id_lookup(path: Path, id_col: str, name_col: str, encoding: str) -> dict[st
     for row, rec in table.rows():
         key = _required_text(rec[c_id], source, row, id_col)
         _check_unique(seen, key, source, row, id_col)
-        out[key] = _required_text(rec[c_name], source, row, name_col)
+        value = _required_text(rec[c_name], source, row, name_col)
+        if len(value) > MAX_NAME_CHARS:  # named here, in the file that holds it
+            raise _too_long(
+                name_col, len(value), MAX_NAME_CHARS, "MAX_NAME_CHARS", source=source, row=row
+            )
+        out[key] = value
     return out
 
 
