@@ -301,7 +301,8 @@ def _median_p95(xs: list[float]) -> tuple[float, float]:
 
 
 def _page_users(ctx: Context, catalog: Any, n_instacart: int) -> list[Any]:
-    from storefront_sdk import Catalog, demo_users
+    from storefront_sdk import Catalog
+    from storefront_sdk.demo import demo_users
 
     if not isinstance(catalog, Catalog) or catalog.name != "demo":
         from storefront_sdk.evaluation import load_instacart_users

@@ -3,8 +3,8 @@
     python benchmarks/bench_generation_http.py [--users 100] [--concurrency 16] [--latency 0.2]
         [--only throughput failures] [--in-process] [--profile]
 
-The model server is :class:`~storefront_sdk.llm.stub_server.StubOpenAIServer`, run in a
-separate process (``python -m storefront_sdk.llm.stub_server``) so that its CPU does not
+The model server is :class:`~storefront_sdk.testing.stub_server.StubOpenAIServer`, run in a
+separate process (``python -m storefront_sdk.testing.stub_server``) so that its CPU does not
 compete with the client's GIL, answering every request after ``--latency`` seconds.
 The storefront is ``Storefront(Catalog.demo(), llm=OpenAICompatibleLLM(...), cache=None)``
 and the users are the demo users repeated under distinct ids.
@@ -60,7 +60,7 @@ import httpx
 from storefront_sdk import Catalog, OpenAICompatibleLLM, Page, Storefront, UserContext
 from storefront_sdk.demo import demo_users
 from storefront_sdk.llm.base import ChatMessage, LLMResult, OutputSpec
-from storefront_sdk.llm.stub_server import StubOpenAIServer
+from storefront_sdk.testing.stub_server import StubOpenAIServer
 from storefront_sdk.tracing import current_stage
 
 __all__ = ["HTTP_SECTIONS", "add_http_arguments", "main_http", "run_http_section"]
@@ -217,7 +217,7 @@ def stub_server(
     if not in_process:
         port = _free_port()
         cmd = [
-            sys.executable, "-m", "storefront_sdk.llm.stub_server", "--port", str(port),
+            sys.executable, "-m", "storefront_sdk.testing.stub_server", "--port", str(port),
             "--latency", str(latency), "--failure-rate", str(failure_rate), "--seed", str(seed),
             "--choices", choices,
         ]  # fmt: skip

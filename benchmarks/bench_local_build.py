@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-from storefront_sdk import Catalog, Storefront, demo_users
+from storefront_sdk import Catalog, Storefront
+from storefront_sdk.demo import demo_users
 from storefront_sdk.generation.llm_keywords import LLMKeywordGenerator
 from storefront_sdk.generation.llm_themes import LLMThemeGenerator, Profile
 from storefront_sdk.llm.outlines import LocalLLM

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from storefront_sdk import Catalog, Storefront
 from storefront_sdk.demo import demo_users
 from storefront_sdk.llm import ChatMessage, OpenAICompatibleLLM, Structured
-from storefront_sdk.llm.stub_server import StubOpenAIServer
+from storefront_sdk.testing.stub_server import StubOpenAIServer
 
 
 class ThemeIdea(BaseModel):

@@ -1,19 +1,13 @@
 """storefront_sdk: personalized storefront pages from a cascade of generative models.
 
-Public API, re-exported here; modules inside the package never import from here.
+The top level holds what a user building pages and an author of a component or
+LLM backend need; everything else is importable from its module (the list, with
+a reason for each name, is in ``docs/api.md``). Modules inside the package never
+import from here.
 """
 
-from .cache import BaseGenerationCache, CacheError, CacheStats, GenerationCache, UserFingerprint
+from .cache import BaseGenerationCache, CacheError, GenerationCache
 from .catalog import Catalog
-from .demo import demo_user, demo_users
-from .evaluation import (
-    EvalCase,
-    EvalReport,
-    HeuristicJudge,
-    LLMJudge,
-    evaluate,
-    load_instacart_users,
-)
 from .exceptions import (
     BackendError,
     BackendTimeoutError,
@@ -25,28 +19,27 @@ from .exceptions import (
     RetryableBackendError,
     StorefrontError,
 )
-from .filtering import (
-    Gate,
-    LexicalRelevanceFilter,
-    MerchandisingGate,
-    NearDuplicateGate,
-    SafetyGate,
-    SafetyPolicy,
-    ScorerRelevanceFilter,
-    TitleQualityGate,
-    TrainableRelevanceFilter,
-    default_gates,
-)
+from .filtering import Gate, LexicalRelevanceFilter, default_gates
 from .generation.history import HistoryThemeGenerator
 from .generation.llm_keywords import LLMKeywordGenerator
 from .generation.llm_themes import LLMThemeGenerator
-from .generation.rules import MerchandisingRules
 from .generation.static import StaticThemeGenerator
 from .generation.taxonomy_keywords import TaxonomyKeywordGenerator
 from .interfaces import Judge, KeywordGenerator, Ranker, RelevanceFilter, Retriever, ThemeGenerator
-from .llm import LLM, CachingLLM, LocalLLM, OpenAICompatibleLLM, OutlinesLLM
+from .llm import (
+    LLM,
+    CachingLLM,
+    ChatMessage,
+    Choice,
+    LLMResult,
+    LLMUsage,
+    LocalLLM,
+    MultiChoice,
+    OpenAICompatibleLLM,
+    OutputSpec,
+    Structured,
+)
 from .ranking import FusionRanker, PopularityRanker
-from .render import render_page_html, render_report_html
 from .retrieval.bm25 import BM25Retriever
 from .storefront import Storefront, StorefrontConfig
 from .taxonomy import KeywordTaxonomy
@@ -60,53 +53,47 @@ from .types import (
     RetrievalQuery,
     RetrievedProduct,
     ScoredProduct,
-    StageRecord,
     Theme,
-    Trace,
-    TraceEvent,
     UserContext,
     Verdict,
 )
 
 __version__ = "0.1.0"
 
-__all__ = [
+__all__ = [  # grouped, with a reason for each, in docs/api.md
     "LLM",
     "BM25Retriever",
     "BackendError",
     "BackendTimeoutError",
     "BaseGenerationCache",
     "CacheError",
-    "CacheStats",
     "CachingLLM",
     "Candidate",
     "Catalog",
     "CatalogError",
+    "ChatMessage",
+    "Choice",
     "ComponentError",
     "ConfigurationError",
-    "EvalCase",
-    "EvalReport",
     "FatalBackendError",
     "FusionRanker",
     "Gate",
     "GenerationCache",
-    "HeuristicJudge",
     "HistoryThemeGenerator",
     "Interaction",
     "Judge",
     "JudgeReport",
     "KeywordGenerator",
     "KeywordTaxonomy",
-    "LLMJudge",
     "LLMKeywordGenerator",
+    "LLMResult",
     "LLMThemeGenerator",
+    "LLMUsage",
     "LexicalRelevanceFilter",
     "LocalLLM",
-    "MerchandisingGate",
-    "MerchandisingRules",
-    "NearDuplicateGate",
+    "MultiChoice",
     "OpenAICompatibleLLM",
-    "OutlinesLLM",
+    "OutputSpec",
     "OutputValidationError",
     "Page",
     "Placement",
@@ -118,31 +105,17 @@ __all__ = [
     "RetrievedProduct",
     "Retriever",
     "RetryableBackendError",
-    "SafetyGate",
-    "SafetyPolicy",
     "ScoredProduct",
-    "ScorerRelevanceFilter",
-    "StageRecord",
     "StaticThemeGenerator",
     "Storefront",
     "StorefrontConfig",
     "StorefrontError",
+    "Structured",
     "TaxonomyKeywordGenerator",
     "Theme",
     "ThemeGenerator",
-    "TitleQualityGate",
-    "Trace",
-    "TraceEvent",
-    "TrainableRelevanceFilter",
     "UserContext",
-    "UserFingerprint",
     "Verdict",
     "__version__",
     "default_gates",
-    "demo_user",
-    "demo_users",
-    "evaluate",
-    "load_instacart_users",
-    "render_page_html",
-    "render_report_html",
 ]

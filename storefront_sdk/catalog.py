@@ -14,6 +14,9 @@ with O(1) lookup by id. Loaders validate their input and raise
 
 Rows are 1-based; in a CSV file the header is row 1 (as a spreadsheet shows
 it), in a JSONL file the row is the line number.
+
+Every loader applies the same limits on field sizes (the ``MAX_*`` constants
+below), so a file that loads as CSV loads as JSONL and the other way round.
 """
 
 from __future__ import annotations
@@ -37,7 +40,41 @@ from pydantic import ValidationError
 from .exceptions import CatalogError, ConfigurationError
 from .types import Product
 
-__all__ = ["Catalog"]
+__all__ = [
+    "MAX_ATTRIBUTES",
+    "MAX_ATTRIBUTE_KEY_CHARS",
+    "MAX_ATTRIBUTE_VALUE_CHARS",
+    "MAX_ID_CHARS",
+    "MAX_NAME_CHARS",
+    "MAX_TITLE_CHARS",
+    "Catalog",
+]
+
+# Limits on one product's fields, the same for every loader (CSV, JSONL, Instacart).
+# Generous for real catalogs (the Instacart catalog's longest title has 159 characters);
+# they stop a malformed export or a hostile file from putting megabytes into prompts,
+# pages and cache keys.
+MAX_ID_CHARS = 256
+"""Longest product id."""
+MAX_TITLE_CHARS = 1_000
+"""Longest product title."""
+MAX_NAME_CHARS = 256
+"""Longest department, aisle or brand name."""
+MAX_ATTRIBUTES = 100
+"""Most attributes on one product."""
+MAX_ATTRIBUTE_KEY_CHARS = 100
+"""Longest attribute name."""
+MAX_ATTRIBUTE_VALUE_CHARS = 1_000
+"""Longest attribute value."""
+
+_TEXT_LIMITS = (
+    ("id", MAX_ID_CHARS, "MAX_ID_CHARS"),
+    ("title", MAX_TITLE_CHARS, "MAX_TITLE_CHARS"),
+    ("department", MAX_NAME_CHARS, "MAX_NAME_CHARS"),
+    ("aisle", MAX_NAME_CHARS, "MAX_NAME_CHARS"),
+    ("brand", MAX_NAME_CHARS, "MAX_NAME_CHARS"),
+)
+_LIMIT_OF = {name: (limit, const) for name, limit, const in _TEXT_LIMITS}
 
 PathLike = str | os.PathLike[str]
 
@@ -136,7 +173,15 @@ class Catalog:
                 _lookup(departments, rec[c_dept], "department_id", "departments.csv", source, row)
             seen[pid] = row
             products.append(
-                _make_product(source, row, id=pid, title=title, aisle=aisle, department=dept)
+                _make_product(
+                    source,
+                    row,
+                    labels=_INSTACART_LABELS,
+                    id=pid,
+                    title=title,
+                    aisle=aisle,
+                    department=dept,
+                )
             )
         return cls(products, name=name)
 
@@ -305,6 +350,7 @@ class _Table:
         self, text: str, source: str, *, required: tuple[str, ...], expect: str = ""
     ) -> None:
         self.source = source
+        self._text = text
         self._row = 0
         self._reader = csv.reader(io.StringIO(text, newline=""))
         header = self._next()
@@ -344,9 +390,26 @@ class _Table:
         except StopIteration:
             return None
         except csv.Error as e:
-            raise CatalogError(f"malformed CSV: {e}", path=self.source, row=self._row + 1) from None
+            raise self._csv_error(e, self._row + 1) from None
         self._row += 1
         return rec
+
+    def _csv_error(self, exc: csv.Error, row: int) -> CatalogError:
+        """A ``csv.Error`` as a CatalogError; an over-long field is named like any limit."""
+        limit = csv.field_size_limit()
+        if "field larger than field limit" in str(exc):
+            found = _csv_long_field(self._text, row, limit)
+            if found is not None:
+                col, length = found
+                header = getattr(self, "header", [])
+                name = header[col] if col < len(header) else f"column {col + 1}"
+                canon = _ALIASES.get(name.lower(), name.lower())
+                if canon.startswith(_ATTR_PREFIX):
+                    limit_of = (MAX_ATTRIBUTE_VALUE_CHARS, "MAX_ATTRIBUTE_VALUE_CHARS")
+                else:
+                    limit_of = _LIMIT_OF.get(canon, (limit, "the CSV reader's field limit"))
+                return _too_long(name, length, *limit_of, source=self.source, row=row)
+        return CatalogError(f"malformed CSV: {exc}", path=self.source, row=row)
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """Data records with their 1-based row numbers; blank lines are skipped."""
@@ -366,7 +429,7 @@ class _Table:
                 any_rows = True
                 yield self._row, rec
         except csv.Error as e:
-            raise CatalogError(f"malformed CSV: {e}", path=self.source, row=self._row + 1) from None
+            raise self._csv_error(e, self._row + 1) from None
         if not any_rows:
             raise CatalogError(
                 "no products: the file has a header but no data rows", path=self.source
@@ -436,7 +499,7 @@ def _products_from_csv(text: str, source: str) -> list[Product]:
             fields["popularity"] = 0.0 if pop is None else pop
         if attr_cols:
             fields["attributes"] = {k: v for k, i in attr_cols if (v := rec[i].strip())}
-        products.append(_make_product(source, row, **fields))
+        products.append(_make_product(source, row, attr_label=_ATTR_PREFIX + "{}", **fields))
     return products
 
 
@@ -452,6 +515,21 @@ def _products_from_jsonl(text: str, source: str) -> list[Product]:
         except json.JSONDecodeError as e:
             raise CatalogError(
                 f"malformed JSON: {e.msg} at column {e.colno}", path=source, row=row
+            ) from None
+        except RecursionError:
+            raise CatalogError(
+                "JSON nested too deeply: product fields are scalars and 'attributes' is one "
+                "object of scalars",
+                path=source,
+                row=row,
+                field=_json_culprit(line, deepest=True),
+            ) from None
+        except ValueError as e:  # e.g. an integer longer than Python converts (4300 digits)
+            raise CatalogError(
+                f"invalid JSON value: {str(e).split(';')[0][:200]}",
+                path=source,
+                row=row,
+                field=_json_culprit(line, deepest=False),
             ) from None
         if not isinstance(obj, dict):
             raise CatalogError(
@@ -549,17 +627,175 @@ def _id_lookup(path: Path, id_col: str, name_col: str, encoding: str) -> dict[st
     for row, rec in table.rows():
         key = _required_text(rec[c_id], source, row, id_col)
         _check_unique(seen, key, source, row, id_col)
-        out[key] = _required_text(rec[c_name], source, row, name_col)
+        value = _required_text(rec[c_name], source, row, name_col)
+        if len(value) > MAX_NAME_CHARS:  # named here, in the file that holds it
+            raise _too_long(
+                name_col, len(value), MAX_NAME_CHARS, "MAX_NAME_CHARS", source=source, row=row
+            )
+        out[key] = value
     return out
 
 
-def _make_product(source: str, row: int, **fields: Any) -> Product:
+_INSTACART_LABELS = {"id": "product_id", "title": "product_name"}
+
+
+def _make_product(
+    source: str,
+    row: int,
+    *,
+    labels: Mapping[str, str] | None = None,
+    attr_label: str = "attributes.{}",
+    **fields: Any,
+) -> Product:
+    """A validated Product; field size limits first (the same for every loader)."""
+    for name, limit, const in _TEXT_LIMITS:
+        value = fields.get(name)
+        if value is not None and len(value) > limit:
+            label = labels.get(name, name) if labels else name
+            raise _too_long(label, len(value), limit, const, source=source, row=row)
+    attrs = fields.get("attributes")
+    if attrs:
+        _check_attributes(attrs, source, row, attr_label)
     try:
         return Product(**fields)
     except ValidationError as e:  # a safety net: the checks above catch the common cases
         err = e.errors()[0]
         field = ".".join(str(x) for x in err["loc"]) or None
         raise CatalogError(err["msg"], path=source, row=row, field=field) from None
+
+
+def _check_attributes(attrs: Mapping[str, str], source: str, row: int, label: str) -> None:
+    if len(attrs) > MAX_ATTRIBUTES:
+        raise CatalogError(
+            f"{len(attrs):,} attributes; the limit is {MAX_ATTRIBUTES:,} (MAX_ATTRIBUTES)",
+            path=source,
+            row=row,
+            field="attributes",
+        )
+    for key, value in attrs.items():
+        if len(key) > MAX_ATTRIBUTE_KEY_CHARS:
+            raise _too_long(
+                "attribute name",
+                len(key),
+                MAX_ATTRIBUTE_KEY_CHARS,
+                "MAX_ATTRIBUTE_KEY_CHARS",
+                source=source,
+                row=row,
+                field=label.format(key[:40] + "..."),
+            )
+        if len(value) > MAX_ATTRIBUTE_VALUE_CHARS:
+            raise _too_long(
+                label.format(key),
+                len(value),
+                MAX_ATTRIBUTE_VALUE_CHARS,
+                "MAX_ATTRIBUTE_VALUE_CHARS",
+                source=source,
+                row=row,
+            )
+
+
+def _too_long(
+    what: str,
+    length: int,
+    limit: int,
+    const: str,
+    *,
+    source: str,
+    row: int,
+    field: str | None = None,
+) -> CatalogError:
+    return CatalogError(
+        f"{what} is {length:,} characters long; the limit is {limit:,} ({const})",
+        path=source,
+        row=row,
+        field=field or what,
+    )
+
+
+def _csv_long_field(text: str, row: int, limit: int) -> tuple[int, int] | None:
+    """(column, length) of the first field longer than ``limit`` in CSV record ``row``.
+
+    Only runs after the csv module refused a field; it follows the same quoting
+    rules (RFC 4180, ``"`` doubled inside quotes) to find the record and column.
+    """
+    record, col, length, quoted, i, n = 1, 0, 0, False, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if quoted:
+            if ch == '"':
+                if i + 1 < n and text[i + 1] == '"':
+                    length += 1
+                    i += 1
+                else:
+                    quoted = False
+            else:
+                length += 1
+        elif ch == '"':
+            quoted = True
+        elif ch == ",":
+            col, length = col + 1, 0
+        elif ch in "\r\n":
+            if record == row:
+                return None
+            if ch == "\r" and i + 1 < n and text[i + 1] == "\n":
+                i += 1
+            record, col, length = record + 1, 0, 0
+        else:
+            length += 1
+        if record == row and length > limit:
+            end = _field_end(text, i + 1, quoted)
+            return col, length + end
+        i += 1
+    return None
+
+
+def _field_end(text: str, start: int, quoted: bool) -> int:
+    """How many more characters the field that continues at ``start`` has (approximately)."""
+    if quoted:
+        end = text.find('"', start)
+        while end != -1 and text.startswith('""', end):
+            end = text.find('"', end + 2)
+        return (end if end != -1 else len(text)) - start
+    stops = [j for j in (text.find(c, start) for c in ",\r\n") if j != -1]
+    return (min(stops) if stops else len(text)) - start
+
+
+def _json_culprit(line: str, *, deepest: bool) -> str | None:
+    """Which top-level key of a JSON line holds its deepest nesting or its longest number.
+
+    Used only to name the field in an error after ``json.loads`` failed on ``line``.
+    """
+    keys: list[str | None] = [None]
+    depth, last, best, best_score, digits = 0, None, None, 0, 0
+    quoted, escaped, start = False, False, 0
+    for i, ch in enumerate(line):
+        if quoted:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted, last = False, line[start:i]
+            continue
+        if ch == '"':
+            quoted, start, digits = True, i + 1, 0
+        elif ch == ":":
+            keys[depth] = last
+        elif ch in "{[":
+            depth += 1
+            keys.append(None)
+            if deepest and depth > best_score:
+                best, best_score = keys[1] if len(keys) > 1 else None, depth
+        elif ch in "}]":
+            depth = max(0, depth - 1)
+            del keys[depth + 1 :]
+        elif ch.isdigit():
+            digits += 1
+            if not deepest and digits > best_score:
+                best, best_score = keys[1] if depth >= 1 else None, digits
+            continue
+        digits = 0
+    return best
 
 
 def _resolve_aliases(obj: dict[str, Any], source: str, row: int) -> dict[str, Any]:

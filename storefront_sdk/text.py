@@ -1,8 +1,11 @@
-"""Tokenisation shared by retrieval, the taxonomy and relevance filters.
+"""Text helpers: tokenisation (retrieval, taxonomy, relevance filters) and terminal-safe text.
 
 Lower-cased alphanumeric tokens, English stop words removed, and a light
 plural folding ("berries" -> "berry", "eggs" -> "egg") so that a keyword and
 a product title meet whether either is singular or plural.
+
+:func:`printable` neutralises control and bidi characters in text bound for a
+terminal (catalog titles are untrusted input).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["STOP_WORDS", "normalize", "stem", "tokenize"]
+__all__ = ["STOP_WORDS", "normalize", "printable", "stem", "tokenize"]
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -79,3 +82,24 @@ def normalize(text: str) -> str:
 def tokenize(text: str) -> list[str]:
     """Tokens for indexing and matching: lower-case, stop words dropped, plurals folded."""
     return [stem(t) for t in _TOKEN.findall(text.lower()) if t not in STOP_WORDS]
+
+
+# C0 controls (NUL, ESC, CR, LF, TAB ...), DEL and the C1 controls (U+0080-U+009F: 8-bit
+# CSI/OSC introducers some terminals honour), line/paragraph separators, and the bidi
+# marks, embeddings, overrides and isolates that reorder what a terminal shows.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control and bidi characters shown as escapes (``\\x1b``, ``\\u202e``).
+
+    For plain-text output to a terminal: an ESC sequence in a product title cannot
+    retitle the terminal or move the cursor, and U+202E cannot reverse what follows.
+    Everything else, including non-Latin scripts and emoji, is kept as is.
+    """
+    return _UNPRINTABLE.sub(_escape, text) if _UNPRINTABLE.search(text) else text

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from storefront_sdk.llm.base import ChatMessage, Structured
 from storefront_sdk.llm.openai import OpenAICompatibleLLM
-from storefront_sdk.llm.stub_server import StubOpenAIServer
+from storefront_sdk.testing.stub_server import StubOpenAIServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_generation_http as bench

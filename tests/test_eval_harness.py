@@ -268,7 +268,7 @@ def test_cli_rejects_unknown_configs(
 def test_http_configuration_against_a_local_openai_compatible_server(
     eval_setup: tuple[list[EvalCase], Catalog],
 ) -> None:
-    from storefront_sdk.llm.stub_server import StubOpenAIServer
+    from storefront_sdk.testing.stub_server import StubOpenAIServer
 
     cases, catalog = eval_setup
     with StubOpenAIServer(seed=1) as srv:

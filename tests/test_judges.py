@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -12,34 +12,22 @@ from storefront_sdk import Catalog, Storefront
 from storefront_sdk.evaluation import HeuristicJudge, LLMJudge, load_instacart_users, title_problems
 from storefront_sdk.evaluation.judges import PlacementVerdictOutput, ProductVerdictOutput
 from storefront_sdk.exceptions import ConfigurationError
-from storefront_sdk.llm.base import LLM, ChatMessage, LLMResult, LLMUsage, OutputSpec
+from storefront_sdk.testing import MockLLM
 from storefront_sdk.types import Page, Placement, Product, ScoredProduct, Theme, UserContext
 
 T = TypeVar("T")
 
 
-class ScriptedLLM(LLM):
+def ScriptedLLM(answer: Callable[[str, int], str]) -> MockLLM:
     """A model double: answers each prompt with ``answer(prompt_text, call_number)`` raw text,
     which is then parsed by the real output spec (so bad text fails the real validation)."""
+    return MockLLM(
+        handler=lambda req: answer(req.prompt, req.call), model_id="scripted", concurrent=False
+    )
 
-    model_id = "scripted"
 
-    def __init__(self, answer: Callable[[str, int], str]) -> None:
-        self.answer = answer
-        self.calls: list[tuple[str, float | None]] = []
-
-    def generate(
-        self,
-        messages: Sequence[ChatMessage],
-        output: OutputSpec[T],
-        *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-    ) -> LLMResult[T]:
-        prompt = messages[-1].content
-        self.calls.append((prompt, temperature))
-        raw = self.answer(prompt, len(self.calls))
-        return LLMResult(output.parse(raw), LLMUsage(model_id=self.model_id), raw)
+def _temperatures(llm: MockLLM) -> list[float | None]:
+    return [r.temperature for r in llm.requests]
 
 
 def _answer(verdict: str, reason: str = "because") -> str:
@@ -166,7 +154,7 @@ def test_llm_judge_product_verdicts_follow_the_model() -> None:
     verdicts = {v.product_id: v for v in report.of("product", "on_theme")}
     assert verdicts["1"].passed is True and verdicts["2"].passed is False
     assert verdicts["1"].reason == "because"
-    assert all(t == 0.0 for _, t in llm.calls)  # strictness 1: deterministic
+    assert all(t == 0.0 for t in _temperatures(llm))  # strictness 1: deterministic
 
 
 def test_llm_judge_majority_vote_over_samples() -> None:
@@ -174,10 +162,10 @@ def test_llm_judge_majority_vote_over_samples() -> None:
     llm = ScriptedLLM(lambda _, n: _answer("fail" if n % 3 == 2 else "pass"))
     judge = LLMJudge(llm, strictness=3, levels=("placement",))
     report = judge.judge(_page(), UserContext(user_id="7"))
-    assert len(llm.calls) == 3 * 2  # two placement criteria, three samples each
+    assert llm.calls == 3 * 2  # two placement criteria, three samples each
     for v in report.of("placement"):
         assert v.passed is True and v.score == pytest.approx(2 / 3)
-    assert all(t is not None and t > 0 for _, t in llm.calls)
+    assert all(t is not None and t > 0 for t in _temperatures(llm))
 
 
 def test_invalid_judge_output_is_kept_as_an_invalid_verdict() -> None:
@@ -219,7 +207,7 @@ async def test_llm_judge_async_matches_sync() -> None:
 
 def test_llm_judge_over_http_counts_malformed_answers() -> None:
     from storefront_sdk.llm.openai import OpenAICompatibleLLM
-    from storefront_sdk.llm.stub_server import StubOpenAIServer
+    from storefront_sdk.testing.stub_server import StubOpenAIServer
 
     def responder(body: dict[str, Any]) -> str:
         prompt = body["messages"][-1]["content"]

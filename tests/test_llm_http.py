@@ -34,7 +34,7 @@ from storefront_sdk.exceptions import (
 )
 from storefront_sdk.llm.base import LLM, ChatMessage, Choice, MultiChoice, OutputSpec, Structured
 from storefront_sdk.llm.openai import OpenAICompatibleLLM
-from storefront_sdk.llm.stub_server import FAILURE_KINDS, StubOpenAIServer, sample_from_schema
+from storefront_sdk.testing.stub_server import FAILURE_KINDS, StubOpenAIServer, sample_from_schema
 from storefront_sdk.tracing import stage
 from storefront_sdk.types import Trace
 

@@ -10,7 +10,7 @@ import pytest
 
 from storefront_sdk import Catalog, GenerationCache, OpenAICompatibleLLM, Page, Storefront
 from storefront_sdk.demo import demo_users
-from storefront_sdk.llm.stub_server import StubOpenAIServer
+from storefront_sdk.testing.stub_server import StubOpenAIServer
 
 
 def _assert_fallbacks_traced(page: Page) -> None:

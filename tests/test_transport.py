@@ -24,8 +24,8 @@ import pytest
 from storefront_sdk.exceptions import BackendTimeoutError, RetryableBackendError
 from storefront_sdk.llm.base import ChatMessage, MultiChoice
 from storefront_sdk.llm.openai import OpenAICompatibleLLM, _env_proxy
-from storefront_sdk.llm.stub_server import StubOpenAIServer
 from storefront_sdk.llm.transport import AsyncHTTP11Transport
+from storefront_sdk.testing.stub_server import StubOpenAIServer
 
 Script = Callable[[int, bytes], tuple[bytes, bool]]
 """(request number on the server, request bytes) -> (response bytes, close afterwards)."""

@@ -412,20 +412,29 @@ class LLMJudge(Judge):
             raise ConfigurationError(
                 f"levels must be a non-empty subset of {_LEVELS}, got {tuple(levels)}"
             )
-        self.llm = llm
         self.cache = cache
-        # One wrapper per sample index: equal requests of one vote must not share an answer.
-        self._samplers = [
-            CachingLLM.wrap(llm, cache, stage="judge", salt=f"sample-{i}")
-            for i in range(strictness)
-        ]
         self.strictness = strictness
+        self.llm = llm  # also builds the per-sample wrappers (see the setter)
         self.levels = tuple(levels)
         self.products_per_placement = products_per_placement
         self.catalog = catalog
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.history_items = history_items
+
+    @property
+    def llm(self) -> LLM:
+        """The judging model; setting it (e.g. on a copy) rebuilds the cached samplers."""
+        return self._llm
+
+    @llm.setter
+    def llm(self, llm: LLM) -> None:
+        self._llm = llm
+        # One wrapper per sample index: equal requests of one vote must not share an answer.
+        self._samplers = [
+            CachingLLM.wrap(llm, self.cache, stage="judge", salt=f"sample-{i}")
+            for i in range(self.strictness)
+        ]
 
     @property
     def name(self) -> str:

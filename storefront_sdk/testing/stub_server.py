@@ -616,7 +616,7 @@ class StubOpenAIServer:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m storefront_sdk.llm.stub_server``: serve until Ctrl-C (try the CLI offline)."""
+    """``python -m storefront_sdk.testing.stub_server``: serve until Ctrl-C (try the CLI)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)

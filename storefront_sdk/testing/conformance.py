@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
 
-from .catalog import Catalog
-from .interfaces import (
+from ..catalog import Catalog
+from ..interfaces import (
     GATE_LEVELS,
     Gate,
     KeywordGenerator,
@@ -31,9 +31,9 @@ from .interfaces import (
     Retriever,
     ThemeGenerator,
 )
-from .taxonomy import KeywordTaxonomy
-from .text import tokenize
-from .types import (
+from ..taxonomy import KeywordTaxonomy
+from ..text import tokenize
+from ..types import (
     Candidate,
     Interaction,
     Placement,
