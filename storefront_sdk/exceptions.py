@@ -12,12 +12,24 @@ Everything the SDK raises on purpose derives from :class:`StorefrontError`::
         └── FatalBackendError         4xx client errors, missing model files: retrying will not help
             └── OutputValidationError the model's output did not validate, even after re-asking
 
+Messages of backend errors are built from what a server or a model sent, so
+:class:`BackendError` scrubs registered secrets from them and bounds their length
+(:data:`MAX_MESSAGE_CHARS`); :attr:`OutputValidationError.raw` is bounded and scrubbed
+the same way (:data:`MAX_RAW_CHARS`): a 20 MB answer never makes a 20 MB exception.
+
 ``Storefront.build()`` raises only for programmer errors (``ConfigurationError``,
 ``CatalogError``). Backend failures during generation degrade the page and are
 recorded in ``page.trace``; they never escape ``build()``.
 """
 
 from __future__ import annotations
+
+from ._secrets import excerpt, scrub
+
+MAX_MESSAGE_CHARS = 2_000
+"""A backend error's message is cut to this many characters (after scrubbing secrets)."""
+MAX_RAW_CHARS = 16_384
+"""``OutputValidationError.raw`` keeps at most this many characters of the model's text."""
 
 __all__ = [
     "BackendError",
@@ -75,7 +87,10 @@ class ComponentError(StorefrontError):
 
 
 class BackendError(StorefrontError):
-    """An LLM or other model backend failed."""
+    """An LLM or other model backend failed (message scrubbed of secrets and bounded)."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(excerpt(str(message), MAX_MESSAGE_CHARS))
 
 
 class RetryableBackendError(BackendError):
@@ -99,4 +114,11 @@ class OutputValidationError(FatalBackendError):
 
     def __init__(self, message: str, *, raw: str | None = None) -> None:
         super().__init__(message)
-        self.raw = raw
+        self.raw = None if raw is None else _bounded_raw(raw)
+
+
+def _bounded_raw(raw: str) -> str:
+    """``raw`` scrubbed of secrets and cut to :data:`MAX_RAW_CHARS`."""
+    if len(raw) <= MAX_RAW_CHARS:
+        return scrub(raw)
+    return excerpt(raw, MAX_RAW_CHARS)

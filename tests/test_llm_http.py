@@ -260,10 +260,28 @@ def test_retry_after_http_date_and_cap(make_llm: Any, waits: Waits, mode: Mode) 
     )
     llm = make_llm(script, max_retry_after=60.0)
 
-    call(llm, mode, Choice(("1", "2")))
+    with pytest.raises(RetryableBackendError) as info:
+        call(llm, mode, Choice(("1", "2")))
 
-    assert 30.0 < waits[0] <= 40.0  # the date, counted from now
-    assert waits[1] == 60.0  # an hour is capped
+    assert len(waits) == 1 and 30.0 < waits[0] <= 40.0  # the date, counted from now
+    assert info.value.retry_after == 3600.0  # an hour is over the cap: raised, not waited
+    assert len(script.requests) == 2
+
+
+@BOTH
+def test_retry_waits_never_pass_the_page_deadline(
+    make_llm: Any, waits: Waits, mode: Mode
+) -> None:
+    from storefront_sdk.deadline import deadline
+
+    script = Script(status(429, {"Retry-After": "30"}), status(500), status(500), '"1"')
+    llm = make_llm(script, max_retry_after=60.0, backoff_initial=0.5)
+    with deadline(10.0), pytest.raises(RetryableBackendError):
+        call(llm, mode, Choice(("1", "2")))  # 30 s asked, 10 s left: no wait at all
+    assert waits == [] and len(script.requests) == 1
+    with deadline(10.0):
+        assert call(llm, mode, Choice(("1", "2"))).value == "1"  # 500, 500: short back-offs
+    assert len(waits) == 2 and all(0 < w <= 10.0 for w in waits)
 
 
 @BOTH

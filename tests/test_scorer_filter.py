@@ -282,5 +282,5 @@ def test_http_connection_errors_are_retryable(demo_catalog: Catalog) -> None:
     flt = ScorerRelevanceFilter.http(
         "http://reranker.test/rerank", max_retries=0, transport=httpx.MockTransport(refuse)
     )
-    with pytest.raises(RetryableBackendError, match="unreachable"):
+    with pytest.raises(RetryableBackendError, match="cannot reach"):
         flt.score(PASTA, list(demo_catalog)[:2])

@@ -18,27 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import math
-import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-)
 
+from .._secrets import excerpt, register
 from ..exceptions import (
-    BackendTimeoutError,
     ComponentError,
     ConfigurationError,
     FatalBackendError,
-    RetryableBackendError,
 )
+from ..http_policy import HttpPolicy, HttpReply, LoopClients, public_url, status_error, validate_url
 from ..interfaces import RelevanceFilter
 from ..tracing import annotate
 from ..types import Product, Theme
@@ -235,9 +228,11 @@ class HttpScorer:
 
     Reads ``{"scores": [...]}``, a bare list of numbers, or a rerank answer
     ``{"results": [{"index": i, "relevance_score": s}, ...]}`` / ``[{"index": i,
-    "score": s}, ...]`` (any order). 429, 5xx, timeouts and connection errors
-    are retried ``max_retries`` times (honouring ``Retry-After``); other 4xx fail
-    at once. ``headers`` (e.g. an API key) are sent, never logged or shown.
+    "score": s}, ...]`` (any order). Time limits, retries (429, 5xx, timeouts and
+    connection errors, ``max_retries`` times, honouring a short ``Retry-After``), the
+    status mapping and the body cap are :class:`~storefront_sdk.http_policy.HttpPolicy`'s,
+    the same as the LLM backend's; other 4xx fail at once. ``headers`` (e.g. an API key)
+    are sent, never logged or shown: their values are registered as secrets.
     """
 
     def __init__(
@@ -254,25 +249,39 @@ class HttpScorer:
         async_transport: httpx.AsyncBaseTransport | None = None,
         model_id: str | None = None,
         max_retry_wait: float = 10.0,
+        max_response_bytes: int = 8 * 1024 * 1024,
     ) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise ConfigurationError(f"scorer url must start with http:// or https://, got {url!r}")
+        validate_url(url, "HttpScorer url")
         self.url = url
         self._headers = dict(headers or {})
+        for value in self._headers.values():
+            register(value)
         self.timeout = timeout
         self.query_field = query_field
         self.documents_field = documents_field
         self.extra_body = dict(extra_body or {})
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
-        self.model_id = model_id or str(self.extra_body.get("model") or url)
+        self.policy = HttpPolicy(
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_initial=0.2,
+            backoff_max=max_retry_wait,
+            max_retry_after=max_retry_wait,
+            max_response_bytes=max_response_bytes,
+            name=f"scorer {public_url(url)}",
+        )
+        self.model_id = model_id or str(self.extra_body.get("model") or public_url(url))
+        self._where = f"scorer {public_url(url)}"
         self._transport = transport
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
-        self._aclient: httpx.AsyncClient | None = None
+        self._aclients: LoopClients[httpx.AsyncClient] = LoopClients(
+            self._new_async_client, _aclose
+        )
 
     def __repr__(self) -> str:
-        return f"HttpScorer({self.url!r})"
+        return f"HttpScorer({public_url(self.url)!r})"
 
     # -- clients ----------------------------------------------------------------------
     def _sync_client(self) -> httpx.Client:
@@ -282,12 +291,12 @@ class HttpScorer:
             )
         return self._client
 
-    def _async_client(self) -> httpx.AsyncClient:
-        if self._aclient is None:
-            self._aclient = httpx.AsyncClient(
-                headers=self._headers, timeout=self.timeout, transport=self._async_transport
-            )
-        return self._aclient
+    def _new_async_client(self) -> httpx.AsyncClient:
+        from httpx_aiohttp import HttpxAiohttpClient
+
+        return HttpxAiohttpClient(
+            headers=self._headers, timeout=self.timeout, transport=self._async_transport
+        )
 
     def close(self) -> None:
         if self._client is not None:
@@ -295,83 +304,54 @@ class HttpScorer:
             self._client = None
 
     async def aclose(self) -> None:
-        if self._aclient is not None:
-            await self._aclient.aclose()
-            self._aclient = None
+        """Close this loop's async client now (it also closes when its loop shuts down)."""
+        await self._aclients.aclose()
 
     # -- calls ----------------------------------------------------------------------------
-    def _body(self, query: str, documents: list[str]) -> dict[str, Any]:
-        return {**self.extra_body, self.query_field: query, self.documents_field: documents}
+    def _content(self, query: str, documents: list[str]) -> bytes:
+        body = {**self.extra_body, self.query_field: query, self.documents_field: documents}
+        return json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
 
-    def _retry_options(self) -> dict[str, Any]:
-        return {
-            "stop": stop_after_attempt(self.max_retries + 1),
-            "wait": self._wait,
-            "retry": retry_if_exception_type(RetryableBackendError),
-            "reraise": True,
-        }
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(exc, RetryableBackendError) and exc.retry_after is not None:
-            return min(exc.retry_after, self.max_retry_wait)
-        backoff = 0.2 * 2.0 ** (int(state.attempt_number) - 1) + random.uniform(0.0, 0.2)
-        return min(backoff, self.max_retry_wait)
+    def _request(self, client: httpx.Client | httpx.AsyncClient, content: bytes) -> httpx.Request:
+        headers = {"Content-Type": "application/json"}
+        return client.build_request("POST", self.url, content=content, headers=headers)
 
     def __call__(self, query: str, documents: list[str]) -> list[float]:
-        body = self._body(query, documents)
-        for attempt in Retrying(**self._retry_options()):
-            with attempt:
-                try:
-                    response = self._sync_client().post(self.url, json=body)
-                except httpx.TransportError as exc:
-                    raise self._transport_error(exc) from None
-                return self._parse(response, len(documents))
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+        client = self._sync_client()
+        content = self._content(query, documents)
+
+        def attempt(_: int) -> list[float]:
+            reply = self.policy.send(client, self._request(client, content), where=self._where)
+            return self._parse(reply, len(documents))
+
+        return self.policy.run(attempt)
 
     async def acall(self, query: str, documents: list[str]) -> list[float]:
-        body = self._body(query, documents)
-        async for attempt in AsyncRetrying(**self._retry_options()):
-            with attempt:
-                try:
-                    response = await self._async_client().post(self.url, json=body)
-                except httpx.TransportError as exc:
-                    raise self._transport_error(exc) from None
-                return self._parse(response, len(documents))
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+        client = await self._aclients.get()
+        content = self._content(query, documents)
 
-    def _transport_error(self, exc: httpx.TransportError) -> RetryableBackendError:
-        if isinstance(exc, httpx.TimeoutException):
-            return BackendTimeoutError(f"scorer {self.url} timed out after {self.timeout}s")
-        return RetryableBackendError(f"scorer {self.url} unreachable: {type(exc).__name__}")
+        async def attempt(_: int) -> list[float]:
+            request = self._request(client, content)
+            reply = await self.policy.asend(client, request, where=self._where)
+            return self._parse(reply, len(documents))
 
-    def _parse(self, response: httpx.Response, n: int) -> list[float]:
-        status = response.status_code
-        if status == 429 or status >= 500:
-            raise RetryableBackendError(
-                f"scorer {self.url} answered HTTP {status}", retry_after=_retry_after(response)
-            )
-        if status >= 400:
-            raise FatalBackendError(
-                f"scorer {self.url} answered HTTP {status}: {response.text[:200]!r}"
-            )
+        return await self.policy.arun(attempt)
+
+    def _parse(self, reply: HttpReply, n: int) -> list[float]:
+        error = status_error(reply.status, reply.headers, reply.text, self._where)
+        if error is not None:
+            raise error
         try:
-            data = response.json()
-        except ValueError:
+            data = json.loads(reply.body)
+        except (ValueError, RecursionError):
             raise FatalBackendError(
-                f"scorer {self.url} did not answer JSON: {response.text[:200]!r}"
+                f"{self._where} did not answer JSON: {excerpt(reply.text, 200)}"
             ) from None
-        return _scores_from(data, n, self.url)
+        return _scores_from(data, n, self._where)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+async def _aclose(client: httpx.AsyncClient) -> None:
+    await client.aclose()
 
 
 def _scores_from(data: Any, n: int, url: str) -> list[float]:

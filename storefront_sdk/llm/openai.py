@@ -2,64 +2,58 @@
 
 Works against OpenAI, vLLM, SGLang and llama.cpp's server. One request and
 response protocol is written once (:meth:`OpenAICompatibleLLM._dialogue`, a
-generator that yields HTTP requests and receives replies); ``generate`` drives
-it with a pooled ``httpx.Client`` and ``agenerate`` with a pooled
-``httpx.AsyncClient``, so the sync and async paths cannot drift apart.
+generator that yields request bodies and receives replies); ``generate`` drives
+it with an ``httpx.Client`` and ``agenerate`` with an ``httpx.AsyncClient`` (on
+aiohttp's connection pool, see ``docs/llm/http.md``), so the sync and async paths
+cannot drift apart. Pass your own clients (``http_client=``, ``async_http_client=``)
+and their auth, event hooks, default headers, proxies and TLS settings apply.
 
 What happens on one call::
 
     build request (messages + response_format from the output spec)
-      └─ POST /chat/completions ── tenacity: 429 / 5xx / timeout / connection error
-                                   -> back off (exponential + jitter, or Retry-After) and retry
+      └─ POST /chat/completions ── storefront_sdk.http_policy: a total time limit per
+                                   attempt (capped by the page deadline), the body capped,
+                                   429 / 5xx / timeout / connection error -> back off
+                                   (exponential + jitter, or a short Retry-After) and retry;
                                    other 4xx -> FatalBackendError, no retry
       └─ server rejects json_schema (response_format="auto")
                                    -> switch to {"type": "json_object", "schema": ...}, remember it
-      └─ output.parse(content) fails -> re-ask with the bad answer and the error (max_reasks)
-                                   -> still invalid: OutputValidationError
+      └─ output.parse(content) fails -> re-ask with an excerpt of the bad answer and the error
+                                   (max_reasks) -> still invalid: OutputValidationError
 
 The API key comes from the argument, ``STOREFRONT_LLM_API_KEY`` or
-``OPENAI_API_KEY``. It is sent as a bearer token and nowhere else: not in
-``repr``, logs, ``fingerprint`` (cache keys), traces or error messages.
+``OPENAI_API_KEY``. It is sent as a bearer token and nowhere else: it is registered
+with :mod:`storefront_sdk._secrets`, which scrubs it (raw, JSON-escaped, URL-encoded,
+base64) from every error, re-ask, log line and completion before anything is cut.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
+import math
 import os
-import random
 import ssl
 import threading
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-)
 
+from .._secrets import excerpt, guard_logger, register, scrub
 from ..exceptions import (
-    BackendTimeoutError,
     ConfigurationError,
     FatalBackendError,
     OutputValidationError,
     RetryableBackendError,
 )
+from ..http_policy import HttpPolicy, HttpReply, LoopClients, public_url, status_error, validate_url
 from ..tracing import annotate
 from .base import LLM, ChatMessage, LLMResult, LLMUsage, OutputSpec, Structured
-from .transport import AsyncHTTP11Transport
 
 __all__ = ["OpenAICompatibleLLM", "ResponseFormat"]
 
@@ -68,18 +62,15 @@ T = TypeVar("T")
 ResponseFormat = Literal["json_schema", "json_object", "auto"]
 """How structured output is requested: OpenAI/vLLM/SGLang style, llama.cpp style, or detect."""
 
-logger = logging.getLogger("storefront_sdk.llm.http")
+logger = guard_logger(logging.getLogger("storefront_sdk.llm.http"))
 
 _API_KEY_ENV = ("STOREFRONT_LLM_API_KEY", "OPENAI_API_KEY")
-_POOL_SHARD = 16
-"""Most connections per httpcore pool, used only when a proxy is configured (otherwise the
-async side runs on :class:`~storefront_sdk.llm.transport.AsyncHTTP11Transport`).
-httpcore's pool does O(connections^2) bookkeeping per request (encode/httpcore#1035):
-128 connections in one pool cost ~80 ms of CPU per page in ``build_many``."""
 _REASK = (
     "Your previous answer was rejected: {error}. "
     "Answer again with JSON only, matching the required schema exactly."
 )
+_MAX_TOKENS_COUNT = 2**53
+"""Token counts above this (or not integers) are junk: counted as unknown (0)."""
 
 
 class _Secret:
@@ -110,18 +101,6 @@ class _Reply:
     attempts: int
 
 
-@dataclass
-class _AsyncIO:
-    """One event loop's async I/O: a transport called directly or, behind a proxy, clients."""
-
-    loop: asyncio.AbstractEventLoop
-    transport: httpx.AsyncBaseTransport | None = None
-    owned: bool = False
-    clients: list[httpx.AsyncClient] = field(default_factory=list)
-    loads: list[int] = field(default_factory=list)
-    closed: bool = False
-
-
 def _encode(body: dict[str, Any]) -> bytes:
     """The request body as httpx's ``json=`` would encode it."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
@@ -134,9 +113,10 @@ class _FormatRejected(FatalBackendError):
 class OpenAICompatibleLLM(LLM):
     """Chat completions over HTTP with structured output, retries and re-asking.
 
-    Construction stores parameters only; clients are created on first use and
-    pooled (``max_connections``). Use it as a context manager, or call
-    ``close()`` / ``aclose()``, to release connections.
+    Construction checks the parameters and stores them; clients are created on first
+    use (one ``httpx.Client``, and one ``httpx.AsyncClient`` per event loop, closed when
+    that loop shuts down). Clients you pass in are used as they are and never closed
+    here. Use the backend as a context manager, or call ``close()`` / ``aclose()``.
     """
 
     concurrent = True
@@ -152,14 +132,21 @@ class OpenAICompatibleLLM(LLM):
         response_format: ResponseFormat = "json_schema",
         max_reasks: int = 1,
         prices: Mapping[str, tuple[float, float]] | None = None,
+        http_client: httpx.Client | httpx.AsyncClient | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        verify: ssl.SSLContext | str | bool = True,
+        cert: str | tuple[str, str] | tuple[str, str, str] | None = None,
+        proxy: str | httpx.Proxy | None = None,
         max_connections: int = 32,
         default_max_tokens: int = 512,
         temperature: float = 0.0,
         backoff_initial: float = 0.5,
         backoff_max: float = 8.0,
         max_retry_after: float = 60.0,
+        max_response_bytes: int = 8 * 1024 * 1024,
+        max_reask_chars: int = 4_000,
         sleep: Callable[[float], None] = time.sleep,
         async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -176,8 +163,17 @@ class OpenAICompatibleLLM(LLM):
             )
         if max_retries < 0 or max_reasks < 0:
             raise ConfigurationError("max_retries and max_reasks must be >= 0")
-        if timeout <= 0 or max_connections < 1:
-            raise ConfigurationError("timeout must be > 0 and max_connections >= 1")
+        if timeout <= 0 or max_connections < 1 or max_reask_chars < 1:
+            raise ConfigurationError(
+                "timeout must be > 0, max_connections >= 1 and max_reask_chars >= 1"
+            )
+        validate_url(base_url, "OpenAICompatibleLLM base_url")
+        if not isinstance(http_client, (httpx.Client, httpx.AsyncClient, type(None))):
+            raise ConfigurationError("http_client must be an httpx.Client or httpx.AsyncClient")
+        if isinstance(http_client, httpx.AsyncClient):
+            if async_http_client is not None:
+                raise ConfigurationError("pass one async client: http_client or async_http_client")
+            http_client, async_http_client = None, http_client
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.model_id = model
@@ -185,29 +181,46 @@ class OpenAICompatibleLLM(LLM):
         self.max_retries = max_retries
         self.response_format: ResponseFormat = response_format
         self.max_reasks = max_reasks
+        self.max_reask_chars = max_reask_chars
         self.prices = dict(prices or {})
         self.max_connections = max_connections
         self.default_max_tokens = default_max_tokens
         self.temperature = temperature
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
-        self.max_retry_after = max_retry_after
         key = api_key or next((os.environ[v] for v in _API_KEY_ENV if os.environ.get(v)), None)
         self._api_key = _Secret(key) if key else None
+        register(key)
+        for client in (http_client, async_http_client):
+            if client is not None:
+                register(client.headers.get("authorization"))
+        self.policy = HttpPolicy(
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            max_retry_after=max_retry_after,
+            max_response_bytes=max_response_bytes,
+            sleep=sleep,
+            async_sleep=async_sleep,
+            name=model,
+            log=logger,
+        )
+        self._user_client = http_client
+        self._user_aclient = async_http_client
         self._transport = transport
         if async_transport is None and isinstance(transport, httpx.AsyncBaseTransport):
             async_transport = transport  # e.g. httpx.MockTransport serves both
         self._async_transport = async_transport
-        self._sleep = sleep
-        self._async_sleep = async_sleep
+        self._verify = verify
+        self._cert = cert
+        self._proxy = proxy
         # "auto" resolves to the first format the server accepted; None until then.
         self._detected_format: Literal["json_schema", "json_object"] | None = None
         self._client: httpx.Client | None = None
-        # Async I/O of the event loop in use (see _async_io).
-        self._aio: _AsyncIO | None = None
-        self._url = httpx.URL(f"{self.base_url}/chat/completions")
-        self._timeouts = httpx.Timeout(timeout).as_dict()
-        self._ssl: ssl.SSLContext | None = None  # shared by every client: CA bundle loaded once
+        self._aclients: LoopClients[httpx.AsyncClient] = LoopClients(
+            self._new_async_client, _aclose
+        )
+        self._url = f"{self.base_url}/chat/completions"
+        self._ssl: ssl.SSLContext | None = None  # shared by our clients: CA bundle loaded once
         self._lock = threading.Lock()
 
     @classmethod
@@ -226,14 +239,26 @@ class OpenAICompatibleLLM(LLM):
     def __repr__(self) -> str:
         key = "'***'" if self._api_key is not None else "None"
         return (
-            f"{type(self).__name__}(base_url={_public_url(self.base_url)!r}, model={self.model!r}, "
+            f"{type(self).__name__}(base_url={public_url(self.base_url)!r}, model={self.model!r}, "
             f"api_key={key}, response_format={self.response_format!r})"
         )
 
     @property
     def fingerprint(self) -> str:
         """Model and server (credentials and query string stripped): what determines outputs."""
-        return f"{self.model}@{_public_url(self.base_url)}"
+        return f"{self.model}@{public_url(self.base_url)}"
+
+    @property
+    def backoff_initial(self) -> float:
+        return self.policy.backoff_initial
+
+    @property
+    def backoff_max(self) -> float:
+        return self.policy.backoff_max
+
+    @property
+    def max_retry_after(self) -> float:
+        return self.policy.max_retry_after
 
     @property
     def active_response_format(self) -> Literal["json_schema", "json_object"]:
@@ -250,90 +275,78 @@ class OpenAICompatibleLLM(LLM):
             headers["Authorization"] = f"Bearer {self._api_key.reveal()}"
         return headers
 
-    def _limits(self, connections: int | None = None) -> httpx.Limits:
-        n = connections or self.max_connections
+    def _limits(self) -> httpx.Limits:
+        n = self.max_connections
         return httpx.Limits(max_connections=n, max_keepalive_connections=n)
 
-    def _verify(self) -> ssl.SSLContext:
-        """A shared SSL context: loading the CA bundle costs ~40 ms per client otherwise."""
-        if self._ssl is None:
-            self._ssl = httpx.create_ssl_context()
-        return self._ssl
+    def _tls(self) -> ssl.SSLContext | str | bool:
+        """``verify`` as given, or (default) one SSL context shared by every client we
+        create: loading the CA bundle costs ~40 ms per client otherwise."""
+        if self._verify is not True or self._cert is not None:
+            return self._verify
+        with self._lock:
+            if self._ssl is None:
+                self._ssl = httpx.create_ssl_context()
+            return self._ssl
 
     def _sync_client(self) -> httpx.Client:
+        if self._user_client is not None:
+            return self._user_client
         with self._lock:
-            if self._client is None or self._client.is_closed:
-                self._client = httpx.Client(
-                    base_url=self.base_url,
-                    headers=self._headers(),
-                    timeout=self.timeout,
-                    limits=self._limits(),
-                    transport=self._transport,
-                    verify=self._verify() if self._transport is None else True,
-                )
-            return self._client
+            client = self._client
+        if client is None or client.is_closed:
+            tls = self._tls()
+            with self._lock:
+                if self._client is None or self._client.is_closed:
+                    self._client = httpx.Client(
+                        headers=self._headers(),
+                        timeout=self.timeout,
+                        limits=self._limits(),
+                        transport=self._transport,
+                        verify=tls,
+                        cert=self._cert,
+                        proxy=self._proxy,
+                    )
+                client = self._client
+        return client
 
-    def _async_io(self) -> _AsyncIO:
-        """This event loop's async I/O: a transport to call directly, or (proxy) clients.
+    def _new_async_client(self) -> httpx.AsyncClient:
+        """Our async client for the running loop: ``httpx.AsyncClient`` on aiohttp's pool."""
+        from httpx_aiohttp import HttpxAiohttpClient
 
-        Pooled connections belong to one event loop: a new loop (e.g. a second
-        ``asyncio.run``) gets its own.
-        """
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            io = self._aio
-            if io is None or io.loop is not loop or io.closed:
-                io = self._aio = self._new_async_io(loop)
-            return io
+        return HttpxAiohttpClient(
+            headers=self._headers(),
+            timeout=self.timeout,
+            limits=self._limits(),
+            transport=self._async_transport,
+            verify=self._tls(),
+            cert=self._cert,
+            proxy=self._proxy,
+        )
 
-    def _new_async_io(self, loop: asyncio.AbstractEventLoop) -> _AsyncIO:
-        if self._async_transport is not None:  # the caller's transport keeps its own pool
-            return _AsyncIO(loop, transport=self._async_transport)
-        if not _env_proxy(self.base_url):
-            transport = AsyncHTTP11Transport(
-                max_connections=self.max_connections, ssl_context=self._verify()
-            )
-            return _AsyncIO(loop, transport=transport, owned=True)
-        # A proxy: httpx's client mounts it over httpcore, whose pool does O(connections^2)
-        # bookkeeping per request (encode/httpcore#1035): shards of <= _POOL_SHARD.
-        shards = -(-self.max_connections // _POOL_SHARD)
-        base, extra = divmod(self.max_connections, shards)
-        clients = [
-            httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=self._headers(),
-                timeout=self.timeout,
-                limits=self._limits(base + (1 if i < extra else 0)),
-                verify=self._verify(),
-            )
-            for i in range(shards)
-        ]
-        return _AsyncIO(loop, clients=clients, loads=[0] * shards)
+    async def _async_client(self) -> httpx.AsyncClient:
+        if self._user_aclient is not None:
+            return self._user_aclient
+        return await self._aclients.get()
 
     def warm_up(self) -> None:
-        """Create the connection pool ahead of the first call."""
+        """Create the sync client ahead of the first call."""
         self._sync_client()
 
     def close(self) -> None:
-        """Close the sync client (the async one is closed by ``aclose``)."""
+        """Close the sync client this backend created (yours stays open)."""
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
             client.close()
 
     async def aclose(self) -> None:
-        """Close the sync client and the async connections (a transport passed in as
-        ``async_transport`` stays open: it is the caller's)."""
+        """Close the sync client and this loop's async client (clients you passed stay open).
+
+        Without it, the async client still closes when its event loop shuts down.
+        """
         self.close()
-        with self._lock:
-            io, self._aio = self._aio, None
-        if io is None:
-            return
-        io.closed = True
-        for client in io.clients:
-            await client.aclose()
-        if io.owned and io.transport is not None:
-            await io.transport.aclose()
+        await self._aclients.aclose()
 
     def __enter__(self) -> OpenAICompatibleLLM:
         return self
@@ -431,7 +444,7 @@ class OpenAICompatibleLLM(LLM):
                     if self.response_format == "auto" and fmt == "json_schema":
                         logger.info(
                             "%s rejected response_format json_schema; using json_object + schema",
-                            _public_url(self.base_url),
+                            public_url(self.base_url),
                         )
                         self._detected_format = "json_object"
                         continue
@@ -460,8 +473,14 @@ class OpenAICompatibleLLM(LLM):
                     exc = OutputValidationError(f"{exc} (output cut off at max_tokens)", raw=raw)
                 last_error = exc
                 logger.info("invalid output from %s: %s", self.model_id, exc)
-                history.append({"role": "assistant", "content": raw})
-                history.append({"role": "user", "content": _REASK.format(error=exc)})
+                # Quote a bounded excerpt: a 20 MB answer must not make a 40 MB re-ask.
+                quoted = (
+                    raw if len(raw) <= self.max_reask_chars else excerpt(raw, self.max_reask_chars)
+                )
+                history.append({"role": "assistant", "content": quoted})
+                history.append(
+                    {"role": "user", "content": _REASK.format(error=excerpt(str(exc), 1_000))}
+                )
                 continue
             usage = LLMUsage(
                 model_id=self.model_id,
@@ -484,143 +503,87 @@ class OpenAICompatibleLLM(LLM):
             return None
         return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1000.0
 
-    # ------------------------------------------------------------------ HTTP with retries
+    # ------------------------------------------------------------------ HTTP (policy: retries,
+    # total time limits, body caps, status mapping: storefront_sdk.http_policy)
 
-    def _retry_options(self) -> dict[str, Any]:
-        return {
-            "stop": stop_after_attempt(self.max_retries + 1),
-            "wait": self._wait,
-            "retry": retry_if_exception_type(RetryableBackendError),
-            "before_sleep": self._log_retry,
-            "reraise": True,
-        }
+    def _request(self, client: httpx.Client | httpx.AsyncClient, content: bytes) -> httpx.Request:
+        ours = client is not self._user_client and client is not self._user_aclient
+        headers = None if ours else self._headers()  # our clients carry them already
+        return client.build_request("POST", self._url, content=content, headers=headers)
 
     def _exchange(self, body: dict[str, Any]) -> _Reply | _FormatRejected:
         client = self._sync_client()
         content = _encode(body)
-        for attempt in Retrying(sleep=self._sleep, **self._retry_options()):
-            with attempt:
-                try:
-                    response = client.post("chat/completions", content=content)
-                except httpx.TransportError as exc:
-                    raise self._transport_error(exc) from None
-                return self._interpret(response, attempt.retry_state.attempt_number)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+        where = self._where()
+
+        def attempt(number: int) -> _Reply | _FormatRejected:
+            reply = self.policy.send(client, self._request(client, content), where=where)
+            return self._interpret(reply, number)
+
+        return self.policy.run(attempt)
 
     async def _aexchange(self, body: dict[str, Any]) -> _Reply | _FormatRejected:
-        io = self._async_io()
+        client = await self._async_client()
         content = _encode(body)
-        async for attempt in AsyncRetrying(sleep=self._async_sleep, **self._retry_options()):
-            with attempt:
-                try:
-                    response = await self._apost(io, content)
-                except httpx.TransportError as exc:
-                    raise self._transport_error(exc) from None
-                return self._interpret(response, attempt.retry_state.attempt_number)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+        where = self._where()
 
-    async def _apost(self, io: _AsyncIO, content: bytes) -> httpx.Response:
-        """POST straight to the transport: none of the client's redirect, cookie and auth
-        machinery, which a JSON API call does not use (it was a third of the cost)."""
-        if io.transport is not None:
-            request = httpx.Request(
-                "POST",
-                self._url,
-                headers=self._headers(),
-                content=content,
-                extensions={"timeout": self._timeouts},
-            )
-            response = await io.transport.handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-            return response
-        index = min(range(len(io.clients)), key=io.loads.__getitem__)
-        io.loads[index] += 1
-        try:
-            return await io.clients[index].post("chat/completions", content=content)
-        finally:
-            io.loads[index] -= 1
+        async def attempt(number: int) -> _Reply | _FormatRejected:
+            reply = await self.policy.asend(client, self._request(client, content), where=where)
+            return self._interpret(reply, number)
 
-    def _wait(self, state: RetryCallState) -> float:
-        """Retry-After when the server sent one (capped), else exponential backoff with jitter."""
-        exc = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(exc, RetryableBackendError) and exc.retry_after is not None:
-            return max(0.0, min(exc.retry_after, self.max_retry_after))
-        exponential = self.backoff_initial * 2.0 ** (state.attempt_number - 1)
-        jitter = random.uniform(0.0, self.backoff_initial)
-        return min(self.backoff_max, exponential + jitter)
+        return await self.policy.arun(attempt)
 
-    def _log_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        wait = state.next_action.sleep if state.next_action is not None else 0.0
-        logger.warning(
-            "%s attempt %d/%d failed (%s); retrying in %.2fs",
-            self.model_id,
-            state.attempt_number,
-            self.max_retries + 1,
-            exc,
-            wait,
-        )
-
-    def _transport_error(self, exc: httpx.TransportError) -> RetryableBackendError:
-        where = _public_url(self.base_url)
-        if isinstance(exc, httpx.TimeoutException):
-            return BackendTimeoutError(
-                f"{where} did not answer within {self.timeout:g}s ({type(exc).__name__})"
-            )
-        return RetryableBackendError(
-            f"cannot reach {where}: {type(exc).__name__}: {self._scrub(str(exc))}"
-        )
-
-    def _interpret(self, response: httpx.Response, attempt: int) -> _Reply | _FormatRejected:
-        """Map an HTTP response to a reply, or raise the matching backend error."""
-        status = response.status_code
+    def _interpret(self, reply: HttpReply, attempt: int) -> _Reply | _FormatRejected:
+        """Map an HTTP reply to a chat reply, or raise the matching backend error."""
+        status = reply.status
         if status >= 400:
-            text = self._body_excerpt(response)
-            if _rejects_response_format(status, text):
+            text = reply.text
+            if _rejects_response_format(status, text[:65536]):
                 return _FormatRejected(
-                    f"{self._where()} rejected response_format (HTTP {status}): {text}"
+                    f"{self._where()} rejected response_format (HTTP {status}): {excerpt(text)}"
                 )
-            if status == 429 or status >= 500:
-                raise RetryableBackendError(
-                    f"{self._where()} answered HTTP {status}: {text}",
-                    retry_after=_retry_after(response.headers),
-                )
-            raise FatalBackendError(f"{self._where()} answered HTTP {status}: {text}")
+            error = status_error(status, reply.headers, text, self._where())
+            assert error is not None
+            raise error
         try:
-            data = response.json()
+            data = json.loads(reply.body)
             choice = data["choices"][0]
             message = choice["message"]
             content = message.get("content")
-            usage = data.get("usage") or {}
+            usage = data.get("usage")
+            usage = usage if isinstance(usage, dict) else {}
+            finish = choice.get("finish_reason")
             return _Reply(
-                content=content if isinstance(content, str) else None,
-                finish_reason=choice.get("finish_reason"),
-                prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                completion_tokens=int(usage.get("completion_tokens") or 0),
+                content=scrub(content) if isinstance(content, str) else None,
+                finish_reason=finish if isinstance(finish, str) else None,
+                prompt_tokens=_tokens(usage.get("prompt_tokens")),
+                completion_tokens=_tokens(usage.get("completion_tokens")),
                 attempts=attempt,
             )
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
             raise RetryableBackendError(
-                f"{self._where()} sent a malformed chat completion: {self._body_excerpt(response)}"
+                f"{self._where()} sent a malformed chat completion: {excerpt(reply.text)}"
             ) from None
 
     def _where(self) -> str:
-        return f"{_public_url(self.base_url)}/chat/completions"
+        return f"{public_url(self.base_url)}/chat/completions"
 
-    def _body_excerpt(self, response: httpx.Response, limit: int = 300) -> str:
-        text = response.text.strip().replace("\n", " ")
-        if len(text) > limit:
-            text = text[:limit] + "..."
-        return self._scrub(text)
 
-    def _scrub(self, text: str) -> str:
-        """Remove the API key from text that goes into an error message."""
-        if self._api_key is not None and self._api_key.reveal():
-            text = text.replace(self._api_key.reveal(), "***")
-        return text
+async def _aclose(client: httpx.AsyncClient) -> None:
+    await client.aclose()
+
+
+def _tokens(value: Any) -> int:
+    """A token count from ``usage``; junk (``1e999``, strings, negatives) is unknown: 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            return 0
+        value = int(value)
+    if isinstance(value, int) and 0 <= value < _MAX_TOKENS_COUNT:
+        return value
+    return 0
 
 
 def _rejects_response_format(status: int, text: str) -> bool:
@@ -648,46 +611,3 @@ def _response_format(
     if fmt == "json_object":
         return {"type": "json_object", "schema": schema}
     return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP date)."""
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-def _public_url(url: str) -> str:
-    """``url`` without user info, query or fragment (where credentials sometimes hide)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def _env_proxy(url: str) -> bool:
-    """Does the environment (``HTTP_PROXY``, ``NO_PROXY``...) route ``url`` through a proxy?"""
-    parts = urlsplit(url)
-    proxies = urllib.request.getproxies()
-    if not (proxies.get(parts.scheme) or proxies.get("all")):
-        return False
-    return not urllib.request.proxy_bypass(parts.hostname or "")
