@@ -279,14 +279,26 @@ class OpenAICompatibleLLM(LLM):
         n = self.max_connections
         return httpx.Limits(max_connections=n, max_keepalive_connections=n)
 
-    def _tls(self) -> ssl.SSLContext | str | bool:
-        """``verify`` as given, or (default) one SSL context shared by every client we
-        create: loading the CA bundle costs ~40 ms per client otherwise."""
-        if self._verify is not True or self._cert is not None:
-            return self._verify
+    def _tls(self) -> ssl.SSLContext | bool:
+        """One SSL context for every client we create (loading the CA bundle costs ~40 ms
+        per client otherwise): ``verify`` (True: certifi's CAs, or ``SSL_CERT_FILE`` /
+        ``SSL_CERT_DIR``; a CA bundle path; your context; False: no checks) plus the
+        client certificate ``cert``."""
+        if self._verify is False and self._cert is None:
+            return False
         with self._lock:
             if self._ssl is None:
-                self._ssl = httpx.create_ssl_context()
+                verify = self._verify
+                if isinstance(verify, ssl.SSLContext):
+                    context = verify
+                elif isinstance(verify, str):
+                    context = ssl.create_default_context(cafile=verify)
+                else:
+                    context = httpx.create_ssl_context(verify=bool(verify))
+                if self._cert is not None:
+                    cert = (self._cert,) if isinstance(self._cert, str) else self._cert
+                    context.load_cert_chain(*cert)
+                self._ssl = context
             return self._ssl
 
     def _sync_client(self) -> httpx.Client:
@@ -304,7 +316,6 @@ class OpenAICompatibleLLM(LLM):
                         limits=self._limits(),
                         transport=self._transport,
                         verify=tls,
-                        cert=self._cert,
                         proxy=self._proxy,
                     )
                 client = self._client
@@ -320,7 +331,6 @@ class OpenAICompatibleLLM(LLM):
             limits=self._limits(),
             transport=self._async_transport,
             verify=self._tls(),
-            cert=self._cert,
             proxy=self._proxy,
         )
 
