@@ -284,10 +284,14 @@ class HttpPolicy:
                         chunks.append(chunk)
                 finally:
                     await response.aclose()
-        except (asyncio.TimeoutError, httpx.TimeoutException):
+        except asyncio.TimeoutError:
             raise self._timed_out(where, limit) from None
         except httpx.TransportError as exc:
             raise self.transport_error(exc, where, limit) from None
+        except _aiohttp_errors() as exc:  # what httpx-aiohttp leaves unmapped (bad status line)
+            raise RetryableBackendError(
+                f"{where} broke the protocol: {type(exc).__name__}: {exc}"
+            ) from None
         body = b"".join(chunks)
         return HttpReply(response.status_code, response.headers, body, response.encoding)
 
@@ -327,10 +331,18 @@ class HttpPolicy:
     def transport_error(
         self, exc: httpx.TransportError, where: str, limit: float
     ) -> RetryableBackendError:
-        """A connection-level failure as a retryable error (timeouts as timeouts)."""
-        if isinstance(exc, httpx.TimeoutException):
+        """A connection-level failure as a retryable error (timeouts as timeouts).
+
+        httpx-aiohttp reports a refused connection or a failed certificate check as
+        ``ConnectTimeout``; the aiohttp error it wraps tells them apart.
+        """
+        cause = exc.__cause__
+        if isinstance(exc, httpx.TimeoutException) and (
+            cause is None or isinstance(cause, TimeoutError) or "Timeout" in type(cause).__name__
+        ):
             return self._timed_out(where, limit)
-        return RetryableBackendError(f"cannot reach {where}: {type(exc).__name__}: {exc}")
+        shown = cause if cause is not None and type(cause).__module__.startswith("aiohttp") else exc
+        return RetryableBackendError(f"cannot reach {where}: {type(shown).__name__}: {shown}")
 
     # -- retries ------------------------------------------------------------------------------
     def _options(self) -> dict[str, Any]:
@@ -391,6 +403,13 @@ class HttpPolicy:
             exc,
             wait,
         )
+
+
+def _aiohttp_errors() -> tuple[type[BaseException], ...]:
+    """aiohttp's client errors, when aiohttp is loaded (it is, once our async client runs)."""
+    aiohttp = sys.modules.get("aiohttp")
+    error = getattr(aiohttp, "ClientError", None)
+    return (error,) if isinstance(error, type) else ()
 
 
 if sys.version_info >= (3, 11):
