@@ -1,6 +1,6 @@
 """Client CPU per request at N requests in flight, for the async HTTP client candidates.
 
-    python benchmarks/bench_http_clients.py [--in-flight 64] [--requests 2000] [--latency 0.05]
+    python benchmarks/bench_http_clients.py [--in-flight 64] [--requests 1500] [--latency 0.05]
 
 The server is the stub OpenAI server (``storefront_sdk.llm.stub_server``) in a separate
 process, so its CPU does not count. Each candidate POSTs the same small chat-completions
@@ -90,9 +90,11 @@ def candidates(url: str, in_flight: int) -> dict[str, Callable[[], Any]]:
     @contextlib.asynccontextmanager
     async def httpx_client(client: Any) -> Any:
         async with client:
+
             async def post() -> int:
                 r = await client.post(url, content=BODY, headers=headers)
                 return int(r.status_code)
+
             yield post
 
     out["httpx 0.28 AsyncClient (httpcore)"] = lambda: httpx_client(
@@ -128,10 +130,12 @@ def candidates(url: str, in_flight: int) -> dict[str, Callable[[], Any]]:
         async def raw_aiohttp() -> Any:
             conn = aiohttp.TCPConnector(limit=in_flight)
             async with aiohttp.ClientSession(connector=conn) as session:
+
                 async def post() -> int:
                     async with session.post(url, data=BODY, headers=headers) as r:
                         await r.read()
                         return r.status
+
                 yield post
 
         out["aiohttp ClientSession alone (floor)"] = raw_aiohttp
@@ -148,7 +152,7 @@ async def measure(factory: Callable[[], Any], n: int, in_flight: int) -> tuple[f
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--in-flight", type=int, default=64)
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)

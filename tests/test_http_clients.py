@@ -97,8 +97,15 @@ def test_connection_close_is_honoured(mode: Mode) -> None:
 
 @BOTH
 def test_broken_responses_are_retryable_errors(mode: Mode) -> None:
-    short = answer_each(lambda n, r: b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{}")
-    garbage = answer_each(lambda n, r: b"SPDY/9 nonsense\r\n\r\n")
+    def once(data: bytes) -> Any:
+        def handler(conn: Conn) -> None:  # answer, then close
+            if conn.read_request() is not None:
+                conn.send(data)
+
+        return handler
+
+    short = once(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{}")
+    garbage = once(b"SPDY/9 nonsense\r\n\r\n")
     for handler in (short, garbage):
         with serve(handler) as srv:
             llm = OpenAICompatibleLLM(srv.base_url, "m", max_retries=0)
@@ -148,7 +155,7 @@ def test_https_verify_and_certificate_checks(
         ca_file = tmp_path / "ca.pem"
         ca.cert_pem.write_to_path(str(ca_file))
         assert ask_n(OpenAICompatibleLLM(srv.base_url, "m", verify=str(ca_file)), mode)
-        with pytest.raises(RetryableBackendError, match="(?i)certificate"):
+        with pytest.raises(RetryableBackendError, match=r"(?i)certificate"):
             ask_n(OpenAICompatibleLLM(srv.base_url, "m", max_retries=0), mode)
         monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # honoured, as httpx does
         assert ask_n(OpenAICompatibleLLM(srv.base_url, "m"), mode) == [["b"]]
@@ -156,7 +163,8 @@ def test_https_verify_and_certificate_checks(
 
 @BOTH
 def test_client_certificate_is_presented(mode: Mode, ca: Any, tmp_path: Path) -> None:
-    with serve(answer_each(lambda n, r: response(GOOD)), tls=_server_tls(ca, client_certs=True)) as srv:  # fmt: skip
+    tls = _server_tls(ca, client_certs=True)
+    with serve(answer_each(lambda n, r: response(GOOD)), tls=tls) as srv:
         trusting = ssl.create_default_context()
         ca.configure_trust(trusting)
         pem = tmp_path / "client.pem"
