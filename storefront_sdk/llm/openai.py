@@ -219,7 +219,7 @@ class OpenAICompatibleLLM(LLM):
         self._aclients: LoopClients[httpx.AsyncClient] = LoopClients(
             self._new_async_client, _aclose
         )
-        self._url = f"{self.base_url}/chat/completions"
+        self._url = httpx.URL(f"{self.base_url}/chat/completions")  # parsed once
         self._ssl: ssl.SSLContext | None = None  # shared by our clients: CA bundle loaded once
         self._lock = threading.Lock()
 
