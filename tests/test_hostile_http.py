@@ -400,3 +400,37 @@ def test_build_returns_within_the_page_budget_with_defaults(demo_catalog: Catalo
     for name, seconds in timings.items():
         print(f"build() against {name}: {seconds:.2f}s (budget {budget:g}s)")
     assert max(timings.values()) < budget + 10.0  # generous; the printed figures are the record
+
+
+# -- the HTTP scorer runs under the same policy ---------------------------------------------------
+
+
+@BOTH
+def test_http_scorer_shares_the_policy(mode: Mode) -> None:
+    from storefront_sdk.filtering.scorer import HttpScorer
+
+    def run(scorer: HttpScorer) -> list[float]:
+        if mode == "sync":
+            return scorer("pasta night", ["spaghetti", "soap"])
+
+        async def go() -> list[float]:
+            try:
+                return await scorer.acall("pasta night", ["spaghetti", "soap"])
+            finally:
+                await scorer.aclose()
+
+        return asyncio.run(go())
+
+    busy = response(b"{}", status="429 Too Many Requests", headers=("Retry-After: 100000",))
+    with serve(answer_each(lambda n, r: busy)) as srv:
+        with pytest.raises(RetryableBackendError):
+            run(HttpScorer(f"http://127.0.0.1:{srv.port}/rerank"))  # default: 2 retries
+        assert len(srv.requests) == 1
+    with serve(slow_loris(0.05)) as srv:
+        with pytest.raises(BackendTimeoutError):
+            run(HttpScorer(f"http://127.0.0.1:{srv.port}/rerank", timeout=0.5, max_retries=0))
+    with serve(endless_chunked()) as srv:
+        with pytest.raises(FatalBackendError, match="max_response_bytes"):
+            run(HttpScorer(f"http://127.0.0.1:{srv.port}/rerank", max_retries=0))
+    with pytest.raises(ConfigurationError):
+        HttpScorer("http://[::1")
