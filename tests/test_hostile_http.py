@@ -426,11 +426,10 @@ def test_http_scorer_shares_the_policy(mode: Mode) -> None:
         with pytest.raises(RetryableBackendError):
             run(HttpScorer(f"http://127.0.0.1:{srv.port}/rerank"))  # default: 2 retries
         assert len(srv.requests) == 1
-    with serve(slow_loris(0.05)) as srv:
-        with pytest.raises(BackendTimeoutError):
-            run(HttpScorer(f"http://127.0.0.1:{srv.port}/rerank", timeout=0.5, max_retries=0))
-    with serve(endless_chunked()) as srv:
-        with pytest.raises(FatalBackendError, match="max_response_bytes"):
-            run(HttpScorer(f"http://127.0.0.1:{srv.port}/rerank", max_retries=0))
+    with serve(slow_loris(0.05)) as srv, pytest.raises(BackendTimeoutError):
+        run(HttpScorer(f"http://127.0.0.1:{srv.port}/rerank", timeout=0.5, max_retries=0))
+    too_big = pytest.raises(FatalBackendError, match="max_response_bytes")
+    with serve(endless_chunked()) as srv, too_big:
+        run(HttpScorer(f"http://127.0.0.1:{srv.port}/rerank", max_retries=0))
     with pytest.raises(ConfigurationError):
         HttpScorer("http://[::1")
