@@ -347,7 +347,7 @@ class HttpScorer:
             raise FatalBackendError(
                 f"{self._where} did not answer JSON: {excerpt(reply.text, 200)}"
             ) from None
-        return _scores_from(data, n, self._where)
+        return _scores_from(data, n, public_url(self.url))
 
 
 async def _aclose(client: httpx.AsyncClient) -> None:
