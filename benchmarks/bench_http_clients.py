@@ -2,7 +2,7 @@
 
     python benchmarks/bench_http_clients.py [--in-flight 64] [--requests 1500] [--latency 0.05]
 
-The server is the stub OpenAI server (``storefront_sdk.llm.stub_server``) in a separate
+The server is the stub OpenAI server (``storefront_sdk.testing.stub_server``) in a separate
 process, so its CPU does not count. Each candidate POSTs the same small chat-completions
 body ``--requests`` times with ``--in-flight`` requests outstanding, and the client's
 ``time.process_time()`` divided by the number of requests is printed, with the wall time.
@@ -51,8 +51,17 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def stub(latency: float) -> Iterator[str]:
+    import importlib.util
+
     port = _free_port()
-    cmd = [sys.executable, "-m", "storefront_sdk.llm.stub_server", "--port", str(port),
+    module = "storefront_sdk.testing.stub_server"
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        module = "storefront_sdk.llm.stub_server"  # older trees
+    cmd = [sys.executable, "-m", module, "--port", str(port),
            "--latency", str(latency)]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

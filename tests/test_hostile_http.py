@@ -340,7 +340,7 @@ import asyncio
 from storefront_sdk import Catalog, OpenAICompatibleLLM, Storefront
 from storefront_sdk.demo import demo_users
 from storefront_sdk.llm.base import ChatMessage, MultiChoice
-from storefront_sdk.llm.stub_server import StubOpenAIServer
+from storefront_sdk.testing.stub_server import StubOpenAIServer
 
 with StubOpenAIServer(seed=1) as srv:
     llm = OpenAICompatibleLLM(srv.base_url, "stub", response_format="auto")

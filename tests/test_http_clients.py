@@ -21,7 +21,7 @@ from httpservers import Conn, answer_each, completion, response, serve
 from storefront_sdk.exceptions import RetryableBackendError
 from storefront_sdk.llm.base import ChatMessage, MultiChoice
 from storefront_sdk.llm.openai import OpenAICompatibleLLM
-from storefront_sdk.llm.stub_server import StubOpenAIServer
+from storefront_sdk.testing.stub_server import StubOpenAIServer
 
 Mode = Literal["sync", "async"]
 BOTH = pytest.mark.parametrize("mode", ["sync", "async"])
