@@ -263,7 +263,13 @@ def test_check_llm_catches_broken_backends(llm: LLM, match: str) -> None:
 
 def test_builtin_judges_pass_check_judge(demo_catalog: Catalog) -> None:
     check_judge(HeuristicJudge(catalog=demo_catalog), demo_catalog)
-    check_judge(LLMJudge(MockLLM(), catalog=demo_catalog, strictness=3), demo_catalog)
+    check_judge(
+        LLMJudge(MockLLM(), catalog=demo_catalog, strictness=3),
+        demo_catalog,
+        with_llm=lambda llm: LLMJudge(llm, catalog=demo_catalog, strictness=3),
+    )
+    with pytest.raises(ConformanceError, match="pass with_llm"):
+        check_judge(LLMJudge(MockLLM()), demo_catalog)
     check_judge(
         LLMJudge(MockLLM(concurrent=False), levels=("placement",)),
         demo_catalog,
@@ -330,15 +336,19 @@ class _FailsOnEmptyPages(HeuristicJudge):
     [
         (_SyncOnlySignature(), "identical signatures"),
         (_FailsOnEmptyPages(), "nothing to judge"),
-        (_DropsInvalid(MockLLM()), "dropped verdicts"),
         (_OutOfRange(), r"score 3.0 must be a finite number in \[0, 1\]"),
         (_WrongPlacement(), "placement index within the page"),
     ],
-    ids=["signature", "empty-page", "drops-invalid", "score-range", "placement-index"],
+    ids=["signature", "empty-page", "score-range", "placement-index"],
 )
 def test_check_judge_catches_broken_judges(judge: Judge, match: str, demo_catalog: Catalog) -> None:
     with pytest.raises(ConformanceError, match=match):
         check_judge(judge, demo_catalog)
+
+
+def test_check_judge_catches_a_judge_that_drops_invalid_output(demo_catalog: Catalog) -> None:
+    with pytest.raises(ConformanceError, match="dropped verdicts"):
+        check_judge(_DropsInvalid(MockLLM()), demo_catalog, with_llm=_DropsInvalid)
 
 
 # -- layering ------------------------------------------------------------------------------------

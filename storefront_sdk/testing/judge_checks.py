@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import inspect
 import math
 from collections.abc import Callable
@@ -129,10 +128,10 @@ def check_judge(
       invalid ones carry a reason and no score;
     * ``ajudge`` gives verdicts on the same (level, criterion, placement, product);
     * an empty page is judged without raising;
-    * for a model-backed judge -- ``with_llm(llm)`` builds one around a given LLM, or the
-      judge has an ``llm`` attribute that is swapped on a copy -- output that does not
+    * for a model-backed judge, ``with_llm(llm)`` builds one like ``judge`` around a given
+      LLM (required when the judge has an ``llm`` attribute): output that does not
       validate is *recorded* as ``valid=False`` verdicts, not dropped: the same verdicts
-      as with a well-behaved model, every one invalid.
+      as with a well-behaved model.
     """
     name = type(judge).__name__
     _require(isinstance(judge, Judge), f"{name} is not a Judge subclass")
@@ -162,12 +161,10 @@ def check_judge(
     _check_report(_run(what, lambda: judge.judge(empty, user)), empty, what)
 
     if with_llm is None and isinstance(getattr(judge, "llm", None), LLM):
-
-        def with_llm(llm: LLM) -> Judge:
-            clone = copy.copy(judge)
-            clone.llm = llm  # type: ignore[attr-defined]
-            return clone
-
+        raise ConformanceError(
+            f"{name} is backed by a model: pass with_llm=lambda llm: {name}(llm, ...) so the "
+            "check can give it a model whose output does not validate"
+        )
     if with_llm is None:
         return
     what = f"{name} with a well-behaved model"
@@ -177,7 +174,7 @@ def check_judge(
     what = f"{name} with a broken model"
     bad_judge = with_llm(bad_llm)
     bad = _check_report(_run(what, lambda: bad_judge.judge(page, user)), page, what)
-    _require(bad_llm.calls > 0, f"{name} never called the model it was given")
+    _require(bad_llm.calls > 0, f"{name} built by with_llm never called the model it was given")
     _require(
         _keys(bad) == _keys(good),
         f"{name} dropped verdicts when the model's output did not validate: "
