@@ -268,8 +268,7 @@ def test_builtin_judges_pass_check_judge(demo_catalog: Catalog) -> None:
         demo_catalog,
         with_llm=lambda llm: LLMJudge(llm, catalog=demo_catalog, strictness=3),
     )
-    with pytest.raises(ConformanceError, match="pass with_llm"):
-        check_judge(LLMJudge(MockLLM()), demo_catalog)
+    check_judge(LLMJudge(MockLLM(), levels=("page",)), demo_catalog)  # llm set on a copy
     check_judge(
         LLMJudge(MockLLM(concurrent=False), levels=("placement",)),
         demo_catalog,
@@ -344,6 +343,23 @@ class _FailsOnEmptyPages(HeuristicJudge):
 def test_check_judge_catches_broken_judges(judge: Judge, match: str, demo_catalog: Catalog) -> None:
     with pytest.raises(ConformanceError, match=match):
         check_judge(judge, demo_catalog)
+
+
+class _PinnedModel(Judge):
+    """Has an ``llm`` attribute, but judges with the model it was built with."""
+
+    def __init__(self, llm: LLM) -> None:
+        self.llm = llm
+        self._inner = LLMJudge(llm, levels=("page",))
+
+    def judge(self, page: Page, user: UserContext) -> JudgeReport:
+        return self._inner.judge(page, user)
+
+
+def test_check_judge_says_when_the_model_cannot_be_swapped(demo_catalog: Catalog) -> None:
+    with pytest.raises(ConformanceError, match="pass with_llm"):
+        check_judge(_PinnedModel(MockLLM()), demo_catalog)
+    check_judge(_PinnedModel(MockLLM()), demo_catalog, with_llm=_PinnedModel)
 
 
 def test_check_judge_catches_a_judge_that_drops_invalid_output(demo_catalog: Catalog) -> None:

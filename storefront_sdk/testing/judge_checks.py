@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import math
 from collections.abc import Callable
@@ -128,10 +129,10 @@ def check_judge(
       invalid ones carry a reason and no score;
     * ``ajudge`` gives verdicts on the same (level, criterion, placement, product);
     * an empty page is judged without raising;
-    * for a model-backed judge, ``with_llm(llm)`` builds one like ``judge`` around a given
-      LLM (required when the judge has an ``llm`` attribute): output that does not
-      validate is *recorded* as ``valid=False`` verdicts, not dropped: the same verdicts
-      as with a well-behaved model.
+    * for a model-backed judge -- ``with_llm(llm)`` builds one like ``judge`` around a
+      given LLM, or, without it, the judge's ``llm`` attribute is set on a copy -- output
+      that does not validate is *recorded* as ``valid=False`` verdicts, not dropped: the
+      same verdicts as with a well-behaved model.
     """
     name = type(judge).__name__
     _require(isinstance(judge, Judge), f"{name} is not a Judge subclass")
@@ -161,10 +162,12 @@ def check_judge(
     _check_report(_run(what, lambda: judge.judge(empty, user)), empty, what)
 
     if with_llm is None and isinstance(getattr(judge, "llm", None), LLM):
-        raise ConformanceError(
-            f"{name} is backed by a model: pass with_llm=lambda llm: {name}(llm, ...) so the "
-            "check can give it a model whose output does not validate"
-        )
+
+        def with_llm(llm: LLM) -> Judge:
+            clone = copy.copy(judge)
+            clone.llm = llm  # type: ignore[attr-defined]
+            return clone
+
     if with_llm is None:
         return
     what = f"{name} with a well-behaved model"
@@ -174,7 +177,11 @@ def check_judge(
     what = f"{name} with a broken model"
     bad_judge = with_llm(bad_llm)
     bad = _check_report(_run(what, lambda: bad_judge.judge(page, user)), page, what)
-    _require(bad_llm.calls > 0, f"{name} built by with_llm never called the model it was given")
+    _require(
+        bad_llm.calls > 0,
+        f"{name} never called the model it was given; if setting its llm attribute does not "
+        f"change the model it uses, pass with_llm=lambda llm: {name}(llm, ...)",
+    )
     _require(
         _keys(bad) == _keys(good),
         f"{name} dropped verdicts when the model's output did not validate: "
