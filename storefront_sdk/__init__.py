@@ -23,6 +23,7 @@ from .filtering import Gate, LexicalRelevanceFilter, default_gates
 from .generation.history import HistoryThemeGenerator
 from .generation.llm_keywords import LLMKeywordGenerator
 from .generation.llm_themes import LLMThemeGenerator
+from .generation.rules import MerchandisingRules
 from .generation.static import StaticThemeGenerator
 from .generation.taxonomy_keywords import TaxonomyKeywordGenerator
 from .interfaces import Judge, KeywordGenerator, Ranker, RelevanceFilter, Retriever, ThemeGenerator
@@ -91,6 +92,8 @@ __all__ = [  # grouped, with a reason for each, in docs/api.md
     "LLMUsage",
     "LexicalRelevanceFilter",
     "LocalLLM",
+    "MerchandisingGate",
+    "MerchandisingRules",
     "MultiChoice",
     "OpenAICompatibleLLM",
     "OutputSpec",

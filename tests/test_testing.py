@@ -263,7 +263,12 @@ def test_check_llm_catches_broken_backends(llm: LLM, match: str) -> None:
 
 def test_builtin_judges_pass_check_judge(demo_catalog: Catalog) -> None:
     check_judge(HeuristicJudge(catalog=demo_catalog), demo_catalog)
-    check_judge(LLMJudge(MockLLM(), catalog=demo_catalog, strictness=3), demo_catalog)
+    check_judge(
+        LLMJudge(MockLLM(), catalog=demo_catalog, strictness=3),
+        demo_catalog,
+        with_llm=lambda llm: LLMJudge(llm, catalog=demo_catalog, strictness=3),
+    )
+    check_judge(LLMJudge(MockLLM(), levels=("page",)), demo_catalog)  # llm set on a copy
     check_judge(
         LLMJudge(MockLLM(concurrent=False), levels=("placement",)),
         demo_catalog,
@@ -330,15 +335,36 @@ class _FailsOnEmptyPages(HeuristicJudge):
     [
         (_SyncOnlySignature(), "identical signatures"),
         (_FailsOnEmptyPages(), "nothing to judge"),
-        (_DropsInvalid(MockLLM()), "dropped verdicts"),
         (_OutOfRange(), r"score 3.0 must be a finite number in \[0, 1\]"),
         (_WrongPlacement(), "placement index within the page"),
     ],
-    ids=["signature", "empty-page", "drops-invalid", "score-range", "placement-index"],
+    ids=["signature", "empty-page", "score-range", "placement-index"],
 )
 def test_check_judge_catches_broken_judges(judge: Judge, match: str, demo_catalog: Catalog) -> None:
     with pytest.raises(ConformanceError, match=match):
         check_judge(judge, demo_catalog)
+
+
+class _PinnedModel(Judge):
+    """Has an ``llm`` attribute, but judges with the model it was built with."""
+
+    def __init__(self, llm: LLM) -> None:
+        self.llm = llm
+        self._inner = LLMJudge(llm, levels=("page",))
+
+    def judge(self, page: Page, user: UserContext) -> JudgeReport:
+        return self._inner.judge(page, user)
+
+
+def test_check_judge_says_when_the_model_cannot_be_swapped(demo_catalog: Catalog) -> None:
+    with pytest.raises(ConformanceError, match="pass with_llm"):
+        check_judge(_PinnedModel(MockLLM()), demo_catalog)
+    check_judge(_PinnedModel(MockLLM()), demo_catalog, with_llm=_PinnedModel)
+
+
+def test_check_judge_catches_a_judge_that_drops_invalid_output(demo_catalog: Catalog) -> None:
+    with pytest.raises(ConformanceError, match="dropped verdicts"):
+        check_judge(_DropsInvalid(MockLLM()), demo_catalog, with_llm=_DropsInvalid)
 
 
 # -- layering ------------------------------------------------------------------------------------

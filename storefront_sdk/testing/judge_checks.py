@@ -129,10 +129,10 @@ def check_judge(
       invalid ones carry a reason and no score;
     * ``ajudge`` gives verdicts on the same (level, criterion, placement, product);
     * an empty page is judged without raising;
-    * for a model-backed judge -- ``with_llm(llm)`` builds one around a given LLM, or the
-      judge has an ``llm`` attribute that is swapped on a copy -- output that does not
-      validate is *recorded* as ``valid=False`` verdicts, not dropped: the same verdicts
-      as with a well-behaved model, every one invalid.
+    * for a model-backed judge -- ``with_llm(llm)`` builds one like ``judge`` around a
+      given LLM, or, without it, the judge's ``llm`` attribute is set on a copy -- output
+      that does not validate is *recorded* as ``valid=False`` verdicts, not dropped: the
+      same verdicts as with a well-behaved model.
     """
     name = type(judge).__name__
     _require(isinstance(judge, Judge), f"{name} is not a Judge subclass")
@@ -177,7 +177,11 @@ def check_judge(
     what = f"{name} with a broken model"
     bad_judge = with_llm(bad_llm)
     bad = _check_report(_run(what, lambda: bad_judge.judge(page, user)), page, what)
-    _require(bad_llm.calls > 0, f"{name} never called the model it was given")
+    _require(
+        bad_llm.calls > 0,
+        f"{name} never called the model it was given; if setting its llm attribute does not "
+        f"change the model it uses, pass with_llm=lambda llm: {name}(llm, ...)",
+    )
     _require(
         _keys(bad) == _keys(good),
         f"{name} dropped verdicts when the model's output did not validate: "
