@@ -39,7 +39,7 @@ from storefront_sdk.generation.seeded_titles import (
     DESCRIPTIVE_WORDS,
     TitleSpec,
     concepts_from_title,
-    head_words,
+    food_phrases,
     title_pattern,
     title_vocabulary,
 )
@@ -727,19 +727,27 @@ def test_small_models_name_one_seed_per_call(grocery: Catalog, regular: UserCont
 
 
 def test_seeded_titles_are_grounded_in_the_seed() -> None:
-    vocabulary = title_vocabulary(["Goat Cheese 4 oz", "Grated Parmesan Cheese", "cheese"])
-    assert "Oz" not in vocabulary and "Goat" in vocabulary
-    heads = head_words(["Goat Cheese 4 oz", "Grated Parmesan Cheese", "cheese"], vocabulary)
-    assert heads == ("Cheese",)
-    pattern = re.compile(title_pattern(vocabulary, heads, DESCRIPTIVE_WORDS))
-    good_titles = ["Goat Cheese", "Grated Parmesan Cheese", "Cheese Board"]
-    good_titles.append("Goat Cheese and Cheese")
-    for good in good_titles:
-        assert pattern.fullmatch(good), good
-    bad_titles = ["Goat", "Cheese", "Goat Parmesan", "Board Cheese", "Goat Cheese!"]
-    bad_titles.append("Risotto Cheese")  # not a word of the seed: nothing invented
-    for bad in bad_titles:
-        assert not pattern.fullmatch(bad), bad
+    names = ["Goat Cheese 4 oz", "Grated Parmesan Cheese", "Infant Formula with Iron", "cheese"]
+    vocabulary = title_vocabulary(names)
+    assert "Oz" not in vocabulary and "Goat" in vocabulary and "With" not in vocabulary
+    phrases, finals = food_phrases(names)
+    assert "Grated Parmesan" in phrases and "Grated Parmesan" not in finals
+    assert "Formula Iron" not in phrases  # "with" stood between them
+    assert {"Goat Cheese", "Parmesan Cheese", "Cheese", "Iron"} <= set(finals)
+    assert "Infant Formula" not in finals  # the name goes on: "... with Iron"
+    pattern = re.compile(title_pattern(phrases, finals, DESCRIPTIVE_WORDS))
+    good = [
+        "Goat Cheese",
+        "Grated Parmesan Cheese",
+        "Cheese Board",
+        "Parmesan Cheese and Goat Cheese",
+    ]
+    for title in good:
+        assert pattern.fullmatch(title), title
+    bad = ["Cheese", "Goat", "Extra Cheese", "Board Cheese", "Goat Cheese!", "Parmesan Goat Cheese"]
+    bad += ["Risotto Cheese", "Grated Parmesan and Goat Cheese"]  # invented; ends off a noun
+    for title in bad:
+        assert not pattern.fullmatch(title), title
     assert concepts_from_title("Goat Cheese and Grated Parmesan Cheese", vocabulary) == [
         "goat cheese",
         "grated parmesan cheese",
@@ -751,8 +759,8 @@ def test_a_stuttering_title_is_resampled_then_dropped(
     grocery: Catalog, regular: UserContext
 ) -> None:
     def stutter(messages: Sequence[ChatMessage], output: OutputSpec[Any]) -> str:
-        head = json.loads(seed_title(messages, output)).split()[-1]
-        return json.dumps(f"{head} {head}")  # on pattern (a food word twice), but a stutter
+        title = json.loads(seed_title(messages, output))
+        return json.dumps(f"{title} and {title}")  # on pattern, but a stutter
 
     llm = ScriptedLLM(stutter, concurrent=False)
     trace = Trace()

@@ -43,7 +43,7 @@ from .seeded_titles import (
     SeedIndex,
     TitleSpec,
     concepts_from_title,
-    head_words,
+    food_phrases,
     title_pattern,
     title_vocabulary,
 )
@@ -626,11 +626,11 @@ class LLMThemeGenerator(ThemeGenerator):
         names = [p.title for p in products]
         banned = self.rules.banned_words
         vocabulary = title_vocabulary([*names, aisle], banned=banned)
-        heads = head_words([*names, aisle], vocabulary)
-        if not heads:
+        phrases, finals = food_phrases([*names, aisle], banned=banned)
+        if not finals:
             return None, "no_vocabulary", 0
         descriptive = title_vocabulary(DESCRIPTIVE_WORDS, banned=banned)
-        spec = TitleSpec(title_pattern(vocabulary, heads, descriptive))
+        spec = TitleSpec(title_pattern(phrases, finals, descriptive))
         earlier = [t.title for t in accepted]
         messages = self.seed_messages(shopper, aisle, names, earlier)
         why: str | None = None

@@ -44,7 +44,7 @@ __all__ = [
     "SeedIndex",
     "TitleSpec",
     "concepts_from_title",
-    "head_words",
+    "food_phrases",
     "title_pattern",
     "title_vocabulary",
 ]
@@ -109,64 +109,93 @@ def _title_case(word: str) -> str:
     return word[:1].upper() + word[1:].lower()
 
 
+def _segments(text: str, ban: set[str]) -> list[list[str]]:
+    """The runs of usable words of a name, title-cased: a stop word, unit, number,
+    banned or over-long word ends a run ("Infant Formula with Iron" -> [[Infant,
+    Formula], [Iron]]), so phrases never join words that are not side by side."""
+    runs: list[list[str]] = [[]]
+    for raw in re.split(r"[^A-Za-z]+", text):
+        low = raw.lower()
+        if not low:
+            continue
+        if (
+            3 <= len(low) <= _MAX_WORD
+            and low not in STOP_WORDS
+            and low not in _UNIT_WORDS
+            and low not in ban
+        ):
+            runs[-1].append(_title_case(low))
+        elif runs[-1]:
+            runs.append([])
+    return [r for r in runs if r]
+
+
+def _banned_words(banned: Iterable[str]) -> set[str]:
+    return {w for phrase in banned for w in normalize(phrase).split()}
+
+
 def title_vocabulary(texts: Iterable[str], banned: Iterable[str] = ()) -> tuple[str, ...]:
     """The product words of ``texts`` a title may use, title-cased, in first-seen order.
 
     Alphabetic words of 3 to 14 letters that are neither stop words nor units
     ("oz", "pack"); words of ``banned`` phrases are left out.
     """
-    ban = {w for phrase in banned for w in normalize(phrase).split()}
+    ban = _banned_words(banned)
     out: dict[str, None] = {}
     for text in texts:
-        for raw in _WORD.findall(text):
-            low = raw.lower()
-            if (
-                3 <= len(low) <= _MAX_WORD
-                and low not in STOP_WORDS
-                and low not in _UNIT_WORDS
-                and low not in ban
-            ):
-                out.setdefault(_title_case(low), None)
+        for run in _segments(text, ban):
+            for w in run:
+                out.setdefault(w, None)
     return tuple(out)
 
 
-def head_words(texts: Iterable[str], vocabulary: Sequence[str]) -> tuple[str, ...]:
-    """The words of ``vocabulary`` that end one of ``texts`` (product and aisle names end
-    in their noun: "Goat Cheese", "Large Brown Eggs"): what a title's food phrase ends on."""
-    vocab = set(vocabulary)
-    out: dict[str, None] = {}
-    for text in texts:
-        words = [_title_case(w) for w in _WORD.findall(text)]
-        while words and words[-1] not in vocab:
-            words.pop()
-        if words:
-            out.setdefault(words[-1], None)
-    return tuple(out)
+def food_phrases(
+    texts: Iterable[str], banned: Iterable[str] = (), max_words: int = 3
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(phrases, finals)`` of ``texts`` (the seed's product and aisle names).
+
+    ``phrases``: every run of up to ``max_words`` words that stand side by side in
+    one of the names ("Grated Parmesan", "Parmesan Cheese"), so a title can only
+    quote real product wording, never pair words that never met ("Extra Cheese").
+    ``finals``: those that end on the last word of a name (names end in their
+    noun: "Goat Cheese", "Large Brown Eggs"), which is where a title must end.
+    """
+    ban = _banned_words(banned)
+    segmented = [_segments(text, ban) for text in texts]
+    runs = [run for segments in segmented for run in segments]
+    heads = {segments[-1][-1] for segments in segmented if segments}
+    phrases: dict[str, None] = {}
+    for run in runs:
+        for i in range(len(run)):
+            for j in range(i + 1, min(i + max_words, len(run)) + 1):
+                phrases.setdefault(" ".join(run[i:j]), None)
+    finals = tuple(p for p in phrases if p.rsplit(" ", 1)[-1] in heads)
+    return tuple(phrases), finals
 
 
-def title_pattern(
-    vocabulary: Sequence[str], heads: Sequence[str], descriptive: Sequence[str]
-) -> str:
+def title_pattern(phrases: Sequence[str], finals: Sequence[str], descriptive: Sequence[str]) -> str:
     """The regular expression a seeded title is decoded under (anchored).
 
-    A *food phrase* is up to two words of ``vocabulary`` (the seed's product and
-    aisle words) followed by one of ``heads`` (words that end a product or aisle
-    name), so it ends on a noun ("Goat Cheese", never "Goat"). A title is a food
-    phrase of two or three words, or one followed by a word of ``descriptive``
-    ("Pasta Night"), or two short food phrases joined by "and"/"with": two to
-    five words. Longest alternatives first, so a regex engine that stops at the
-    first match still matches whole words.
+    ``phrases`` are runs of words from the seed's names and ``finals`` those of
+    them that end on a noun (see :func:`food_phrases`). A title is a final phrase
+    of two or three words ("Goat Cheese"), a final phrase followed by a word of
+    ``descriptive`` ("Pasta Night"), or two final phrases joined by "and"/"with"
+    ("Carrots and Garlic"). Longest alternatives first, so a
+    regex engine that stops at the first match still matches whole words.
     """
 
-    def alt(words: Iterable[str]) -> str:
-        return "(?:" + "|".join(sorted(set(words), key=lambda w: (-len(w), w))) + ")"
+    def alt(items: Iterable[str]) -> str:
+        ordered = sorted(set(items), key=lambda w: (-len(w), w))
+        return "(?:" + "|".join(ordered) + ")"
 
-    m, h = alt(vocabulary), alt(heads)
-    c = alt(_CONNECTORS)
-    forms = [f"{m}(?: {m})? {h}", f"(?:{m} )?{h} {c} (?:{m} )?{h}"]
-    d_words = set(descriptive) - set(vocabulary)
+    final = alt(finals)
+    long_finals = [f for f in finals if " " in f]
+    forms = [f"{final} {alt(_CONNECTORS)} {final}"]
+    d_words = set(descriptive) - {w for p in phrases for w in p.split()}
     if d_words:
-        forms.insert(1, f"(?:{m} ){{0,2}}{h} {alt(d_words)}")
+        forms.insert(0, f"{final} {alt(d_words)}")
+    if long_finals:
+        forms.insert(0, alt(long_finals))
     return "^(?:" + "|".join(forms) + ")$"
 
 
