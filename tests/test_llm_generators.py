@@ -715,8 +715,12 @@ def test_small_models_name_one_seed_per_call(grocery: Catalog, regular: UserCont
         assert theme.concepts[0] == theme.title.lower() or theme.title.lower().startswith(
             theme.concepts[0]
         )
-        # Pinned products stay in the aisle the title was written for.
-        assert len({grocery[p].aisle for p in theme.pinned_product_ids}) <= 1
+    # Each theme is its seed retitled: the seed's pinned products and kind are kept.
+    _, seeds = gen.seeds(regular, 6)
+    by_pins = {tuple(s.pinned_product_ids): s for s in seeds}
+    for theme in made:
+        seed = by_pins[tuple(theme.pinned_product_ids)]
+        assert theme.kind == seed.kind and theme.title != seed.title
     # No two titles about the same aisle; earlier titles are shown to the model.
     assert len({t.title for t in made}) == len(made)
     for i, (messages, _) in enumerate(llm.calls[1:], 1):

@@ -654,29 +654,18 @@ class LLMThemeGenerator(ThemeGenerator):
     def _seeded_theme(
         self, seed: Theme, title: str, vocabulary: Sequence[str], aisle: str
     ) -> Theme:
-        """The theme for a seed's accepted title: the title's food phrases lead the concepts,
-        then the aisle and the seed's own concepts (other aisles' names left out); the
-        seed's pinned products are kept when they are in that aisle."""
-        groups = self.seed_index.groups
+        """The seed with the model's title: the title's food phrases lead the concepts
+        (then the seed's own, or its aisle), so keywords follow what the title promises;
+        pinned products, departments and kind stay the seed's."""
         concepts: list[str] = []
         seen: set[str] = set()
-        for c in [*concepts_from_title(title, vocabulary), aisle, *seed.concepts]:
+        for c in [*concepts_from_title(title, vocabulary), *(seed.concepts or [aisle])]:
             key = normalize(c)
-            if key and key not in seen and (key == normalize(aisle) or key not in groups):
+            if key and key not in seen:
                 seen.add(key)
                 concepts.append(c)
-        pins = [
-            pid
-            for pid in seed.pinned_product_ids
-            if pid in self.catalog and self.catalog[pid].aisle == aisle
-        ]
-        return Theme(
-            title=title,
-            concepts=concepts[:5],
-            kind=seed.kind,
-            source="llm",
-            departments=list(seed.departments),
-            pinned_product_ids=pins,
+        return seed.model_copy(
+            update={"title": title, "description": "", "concepts": concepts[:5], "source": "llm"}
         )
 
 

@@ -29,7 +29,7 @@ the data block's head), so llama.cpp evaluates only the new tail of each prompt.
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -256,18 +256,14 @@ class SeedIndex:
                 by_dept[p.department].append(p)
         self._aisle = dict(by_aisle)
         self._dept = dict(by_dept)
-        self.groups = frozenset(normalize(g) for g in [*by_aisle, *by_dept])
-        """Normalised aisle and department names of the catalog."""
 
     def products(self, seed: Theme, k: int = 4) -> list[Product]:
-        """Up to ``k`` products of one aisle that show what ``seed`` is about: its pinned
-        products in their most common aisle, else the most popular products of the
-        first of its concepts that is an aisle (then a department)."""
+        """Up to ``k`` products that show what ``seed`` is about: its first pinned
+        products (what its placement shows first), else the most popular products of
+        the first of its concepts that is an aisle (then a department)."""
         pinned = [self.catalog[p] for p in seed.pinned_product_ids if p in self.catalog]
         if pinned:
-            aisles = Counter(p.aisle for p in pinned[:12])
-            top = max(aisles, key=lambda a: (aisles[a], -_first(pinned, a)))
-            return [p for p in pinned if p.aisle == top][:k]
+            return pinned[:k]
         for concept in seed.concepts:
             group = self._aisle.get(concept) or self._aisle.get(normalize(concept))
             if group:
@@ -278,7 +274,3 @@ class SeedIndex:
                 aisle = group[0].aisle
                 return [p for p in group if p.aisle == aisle][:k]
         return []
-
-
-def _first(products: Sequence[Product], aisle: str | None) -> int:
-    return next(i for i, p in enumerate(products) if p.aisle == aisle)
