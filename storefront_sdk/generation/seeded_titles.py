@@ -99,8 +99,28 @@ _UNIT_WORDS = frozenset(
         "pint",
         "pints",
         "dozen",
+        "bag",
+        "bags",
+        "box",
+        "boxes",
+        "jar",
+        "jars",
+        "bottle",
+        "bottles",
+        "can",
+        "cans",
+        "carton",
+        "cartons",
+        "tub",
+        "tube",
+        "pouch",
+        "refrigerated",
+        "original",
+        "variety",
+        "value",
     ]
 )
+"""Units and packaging: they end a phrase ("Organic Lemon, Bag" ends on "Lemon")."""
 _WORD = re.compile(r"[A-Za-z]+")
 _MAX_WORD = 14
 
