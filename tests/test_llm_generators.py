@@ -730,6 +730,23 @@ def test_small_models_name_one_seed_per_call(grocery: Catalog, regular: UserCont
     assert trace.stages[0].details["model_calls"] == len(made)
 
 
+def test_seeds_without_a_title_come_back_as_baseline_spares(
+    grocery: Catalog, regular: UserContext
+) -> None:
+    def refuse(messages: Sequence[ChatMessage], output: OutputSpec[Any]) -> str:
+        return json.dumps("Nothing Fits")  # off the pattern: that seed gets no title
+
+    llm = ScriptedLLM(seed_title, refuse, concurrent=False)  # the first title only
+    gen = LLMThemeGenerator(llm, grocery)
+    themes = gen.generate(regular, 6)
+    _, seeds = gen.seeds(regular, 6)
+    assert [t.source for t in themes[:2]] == ["history", "llm"]
+    spares = themes[2:]
+    assert spares and all(t.source == "history" for t in spares)
+    assert [t.title for t in spares] == [s.title for s in seeds[1 : 1 + len(spares)]]
+    assert len(themes) <= 6
+
+
 def test_seeded_titles_are_grounded_in_the_seed() -> None:
     names = ["Goat Cheese 4 oz", "Grated Parmesan Cheese", "Infant Formula with Iron", "cheese"]
     vocabulary = title_vocabulary(names)

@@ -575,6 +575,7 @@ class LLMThemeGenerator(ThemeGenerator):
         aisles: set[str] = set()
         rejected: list[tuple[str, str]] = []
         calls = 0
+        covered: list[Theme] = []  # seeds retitled, or whose topic a retitled one covers
         for seed in seeds[: k + self.budget.extra_seeds]:
             if len(themes) >= k:
                 break
@@ -593,8 +594,15 @@ class LLMThemeGenerator(ThemeGenerator):
             calls += used
             if theme is None:
                 rejected.append((seed.title, why or "no_title"))
+                if why == "duplicate_topic":
+                    covered.append(seed)
             else:
                 themes.append(theme)
+                covered.append(seed)
+        # The seeds the model did not retitle follow, as the baseline made them: the
+        # storefront takes them as spares before it asks its fallback generator, which
+        # would repeat the seeds already retitled here under their baseline titles.
+        spares = [s for s in seeds if not any(s is c for c in covered)]
         annotate(
             prompt_version=self.prompt_version,
             profile=self.profile,
@@ -607,7 +615,7 @@ class LLMThemeGenerator(ThemeGenerator):
         if not themes:
             reasons = ", ".join(sorted({why.split(":")[0] for _, why in rejected})) or "no seeds"
             raise OutputValidationError(f"no seeded title was usable ({reasons})")
-        return [*existing, *themes]
+        return [*existing, *themes, *spares][: max(n, len(existing) + len(themes))]
 
     def _seed_theme(
         self, seed: Theme, shopper: Sequence[str], accepted: Sequence[Theme], aisles: set[str]
