@@ -102,7 +102,7 @@ class ThemeBudget:
     tokens_per_theme: int
     """Output-token allowance per theme (plus 30): bounds a looping model."""
     seed_products: int = 4
-    """Seeded prompts: product names shown for the seed of each title."""
+    """Seeded prompts: product names shown for the seed of each title (3 for compact)."""
     title_tokens: int = 24
     """Seeded prompts: output-token allowance of one title."""
     extra_seeds: int = 2
@@ -114,7 +114,7 @@ THEME_BUDGETS: dict[str, ThemeBudget] = {
     # one title per call, for a seed from the history (see generation/seeded_titles.py);
     # measured on 2 cores: ~40-70 new prompt tokens and ~10 output tokens per title
     # (the list-prompt knobs apply when prompt_version="themes-compact-v2" is chosen)
-    "compact": ThemeBudget("themes-seeded-v1", 8, 12, 3, True, 60),
+    "compact": ThemeBudget("themes-seeded-v1", 7, 12, 3, True, 60, seed_products=3),
 }
 
 
@@ -554,7 +554,7 @@ class LLMThemeGenerator(ThemeGenerator):
         lines = list(shopper)
         if earlier:
             lines.append("on the page: " + "; ".join(f'"{quote_data(t, 40)}"' for t in earlier))
-        lines.append("products: " + "; ".join(f'"{quote_data(t, 40)}"' for t in products))
+        lines.append("products: " + "; ".join(f'"{quote_data(t, 32)}"' for t in products))
         if quote_data(aisle, 40):
             lines.append(f'aisle: "{quote_data(aisle, 40)}"')
         return self.prompt.render(
