@@ -35,6 +35,14 @@ from storefront_sdk.generation.llm_keywords import LLMKeywordGenerator
 from storefront_sdk.generation.llm_themes import LLMThemeGenerator, theme_list_model
 from storefront_sdk.generation.prompts import quote_data
 from storefront_sdk.generation.rules import MerchandisingRules
+from storefront_sdk.generation.seeded_titles import (
+    DESCRIPTIVE_WORDS,
+    TitleSpec,
+    concepts_from_title,
+    food_phrases,
+    title_pattern,
+    title_vocabulary,
+)
 from storefront_sdk.llm.base import (
     LLM,
     ChatMessage,
@@ -119,6 +127,22 @@ def enough_themes(messages: Sequence[ChatMessage], output: OutputSpec[Any]) -> s
     if "description" in draft["properties"]:
         return themes_json(*ideas[:n])
     return json.dumps({"themes": [{"title": t, "concepts": c} for t, _, c in ideas[:n]]})
+
+
+def seed_title(messages: Sequence[ChatMessage], output: OutputSpec[Any]) -> str:
+    """A well-behaved small model: names a product on the seed's list that is not on the
+    page yet, in as many of its last words as the title pattern accepts."""
+    data = messages[-1].content
+    products = re.findall(r'"([^"]+)"', data.split("products:", 1)[1].splitlines()[0])
+    taken = data.split("products:", 1)[0]
+    pattern = re.compile(output.json_schema()["pattern"])
+    for name in products:
+        words = [w[:1].upper() + w[1:].lower() for w in re.findall(r"[A-Za-z]{3,}", name)]
+        for n in (3, 2):
+            title = " ".join(words[-n:])
+            if len(words) >= n and pattern.fullmatch(title) and f'"{title}"' not in taken:
+                return json.dumps(title)
+    return json.dumps("Nothing Fits")  # fails the pattern: the seed is dropped
 
 
 def first_options(messages: Sequence[ChatMessage], output: OutputSpec[Any]) -> str:
@@ -228,7 +252,7 @@ def test_few_shot_examples_are_optional(grocery: Catalog, regular: UserContext) 
 
 
 def test_unknown_prompt_version_is_a_configuration_error(grocery: Catalog) -> None:
-    with pytest.raises(ConfigurationError, match="themes-v1"):
+    with pytest.raises(ConfigurationError, match="themes-v2"):
         LLMThemeGenerator(ScriptedLLM(), grocery, prompt_version="themes-v0")
     with pytest.raises(ConfigurationError, match="keywords-v1"):
         LLMKeywordGenerator(ScriptedLLM(), prompt_version="nope")
@@ -631,8 +655,12 @@ async def test_async_twin_of_a_local_model_runs_in_a_thread(
     grocery: Catalog, regular: UserContext
 ) -> None:
     llm = ScriptedLLM(enough_themes, concurrent=False)
-    themes = await LLMThemeGenerator(llm, grocery).agenerate(regular, 3)
+    gen = LLMThemeGenerator(llm, grocery, prompt_version="themes-compact-v2")
+    themes = await gen.agenerate(regular, 3)
     assert llm.async_calls == 0 and len(llm.calls) == 1 and len(themes) == 3
+    seeded = ScriptedLLM(seed_title, concurrent=False)
+    themes = await LLMThemeGenerator(seeded, grocery).agenerate(regular, 3)
+    assert seeded.async_calls == 0 and len(seeded.calls) == 2 and len(themes) == 3
 
 
 # -- compact profile (in-process models) ---------------------------------------------------------
@@ -640,8 +668,12 @@ async def test_async_twin_of_a_local_model_runs_in_a_thread(
 
 def test_in_process_models_get_the_compact_profile(grocery: Catalog, regular: UserContext) -> None:
     local, remote = ScriptedLLM(enough_themes, concurrent=False), ScriptedLLM(enough_themes)
-    compact, rich = LLMThemeGenerator(local, grocery), LLMThemeGenerator(remote, grocery)
+    assert LLMThemeGenerator(local, grocery).seeded  # compact: seeded titles by default
+    # The compact *list* prompt, for models that can plan a page themselves.
+    compact = LLMThemeGenerator(local, grocery, prompt_version="themes-compact-v2", max_themes=4)
+    rich = LLMThemeGenerator(remote, grocery)
     assert (compact.profile, rich.profile) == ("compact", "rich")
+    assert not compact.seeded and not rich.seeded
     themes = compact.generate(regular, 12)
     schema = local.calls[0][1].json_schema()
     assert schema["properties"]["themes"]["maxItems"] == 4  # the storefront fills the rest
@@ -664,9 +696,116 @@ def test_in_process_models_get_the_compact_profile(grocery: Catalog, regular: Us
         LLMThemeGenerator(local, grocery, profile="huge")  # type: ignore[arg-type]
 
 
+# -- seeded titles (the compact default) ----------------------------------------------------------
+
+
+def test_small_models_name_one_seed_per_call(grocery: Catalog, regular: UserContext) -> None:
+    llm = ScriptedLLM(seed_title, concurrent=False)
+    gen = LLMThemeGenerator(llm, grocery, today=SUMMER)
+    trace = Trace()
+    with stage(trace, "themes"):
+        themes = gen.generate(regular, 6)
+    assert themes[0].title == "Buy it again" and themes[0].source == "history"
+    made = themes[1:]
+    assert made and len(llm.calls) == len(made)  # one call per title, none wasted
+    for theme, (_, spec) in zip(made, llm.calls, strict=True):
+        assert theme.source == "llm" and isinstance(spec, TitleSpec)
+        assert re.fullmatch(spec.pattern, theme.title)
+        # The title's food phrase leads the concepts, so retrieval follows the title.
+        assert theme.concepts[0] == theme.title.lower() or theme.title.lower().startswith(
+            theme.concepts[0]
+        )
+    # Each theme is its seed retitled: the seed's pinned products and kind are kept.
+    _, seeds = gen.seeds(regular, 6)
+    by_pins = {tuple(s.pinned_product_ids): s for s in seeds}
+    for theme in made:
+        seed = by_pins[tuple(theme.pinned_product_ids)]
+        assert theme.kind == seed.kind and theme.title != seed.title
+    # No two titles about the same aisle; earlier titles are shown to the model.
+    assert len({t.title for t in made}) == len(made)
+    for i, (messages, _) in enumerate(llm.calls[1:], 1):
+        assert all(f'"{t.title}"' in messages[-1].content for t in made[:i])
+    # Everything but the last message is the same on every call (llama.cpp reuses it).
+    assert all(m[:-1] == llm.calls[0][0][:-1] for m, _ in llm.calls)
+    assert trace.stages[0].details["model_calls"] == len(made)
+
+
+def test_seeds_without_a_title_come_back_as_baseline_spares(
+    grocery: Catalog, regular: UserContext
+) -> None:
+    def refuse(messages: Sequence[ChatMessage], output: OutputSpec[Any]) -> str:
+        return json.dumps("Nothing Fits")  # off the pattern: that seed gets no title
+
+    llm = ScriptedLLM(seed_title, refuse, concurrent=False)  # the first title only
+    gen = LLMThemeGenerator(llm, grocery)
+    themes = gen.generate(regular, 6)
+    _, seeds = gen.seeds(regular, 6)
+    assert [t.source for t in themes[:2]] == ["history", "llm"]
+    spares = themes[2:]
+    assert spares and all(t.source == "history" for t in spares)
+    assert [t.title for t in spares] == [s.title for s in seeds[1 : 1 + len(spares)]]
+    assert len(themes) <= 6
+
+
+def test_seeded_titles_are_grounded_in_the_seed() -> None:
+    names = ["Goat Cheese 4 oz", "Grated Parmesan Cheese", "Infant Formula with Iron", "cheese"]
+    vocabulary = title_vocabulary(names)
+    assert "Oz" not in vocabulary and "Goat" in vocabulary and "With" not in vocabulary
+    phrases, finals = food_phrases(names)
+    assert "Grated Parmesan" in phrases and "Grated Parmesan" not in finals
+    assert "Formula Iron" not in phrases  # "with" stood between them
+    assert {"Goat Cheese", "Parmesan Cheese", "Cheese", "Iron"} <= set(finals)
+    assert "Infant Formula" not in finals  # the name goes on: "... with Iron"
+    pattern = re.compile(title_pattern(phrases, finals, DESCRIPTIVE_WORDS))
+    good = [
+        "Goat Cheese",
+        "Grated Parmesan Cheese",
+        "Cheese Board",
+        "Parmesan Cheese and Goat Cheese",
+    ]
+    for title in good:
+        assert pattern.fullmatch(title), title
+    bad = ["Cheese", "Goat", "Extra Cheese", "Board Cheese", "Goat Cheese!", "Parmesan Goat Cheese"]
+    bad += ["Risotto Cheese", "Grated Parmesan and Goat Cheese"]  # invented; ends off a noun
+    for title in bad:
+        assert not pattern.fullmatch(title), title
+    assert concepts_from_title("Goat Cheese and Grated Parmesan Cheese", vocabulary) == [
+        "goat cheese",
+        "grated parmesan cheese",
+    ]
+    assert title_vocabulary(["Organic Bananas"], banned=["bananas"]) == ("Organic",)
+
+
+def test_a_stuttering_title_is_resampled_then_dropped(
+    grocery: Catalog, regular: UserContext
+) -> None:
+    def stutter(messages: Sequence[ChatMessage], output: OutputSpec[Any]) -> str:
+        title = json.loads(seed_title(messages, output))
+        return json.dumps(f"{title} and {title}")  # on pattern, but a stutter
+
+    llm = ScriptedLLM(stutter, concurrent=False)
+    trace = Trace()
+    with stage(trace, "themes"), pytest.raises(OutputValidationError, match="repetitive"):
+        LLMThemeGenerator(llm, grocery).generate(regular, 3)
+    assert len(llm.calls) >= 2 and len(llm.calls) % 2 == 0  # each seed tried twice
+    assert all("repetitive_title" in r for r in trace.stages[0].details["themes_rejected"])
+
+
+def test_banned_words_cannot_be_decoded(grocery: Catalog, regular: UserContext) -> None:
+    llm = ScriptedLLM(seed_title, concurrent=False)
+    rules = MerchandisingRules(banned_words=("bananas", "yogurt"))
+    themes = LLMThemeGenerator(llm, grocery, rules=rules).generate(regular, 6)
+    for _, spec in llm.calls:
+        assert "Bananas" not in spec.json_schema()["pattern"]
+        assert "Yogurt" not in spec.json_schema()["pattern"]
+    assert not any("banana" in t.title.lower() for t in themes)
+
+
 def test_compact_history_shows_few_product_names(grocery: Catalog) -> None:
     many = shopper("u-many", [pid for pid, *_ in GROCERY[:18]])
-    compact = LLMThemeGenerator(ScriptedLLM(concurrent=False), grocery)
+    compact = LLMThemeGenerator(
+        ScriptedLLM(concurrent=False), grocery, prompt_version="themes-compact-v2"
+    )
     bought = next(ln for ln in compact.user_data(many, "summer").splitlines() if "bought" in ln)
     assert bought.count('"') == 2 * 12
 
@@ -766,7 +905,14 @@ def test_local_model_themes_are_schema_valid_and_cached(
 ) -> None:
     llm = RecordingLLM(local_llm)
     cache = GenerationCache(tmp_path)
-    gen = LLMThemeGenerator(llm, instacart_catalog, cache=cache, max_history_items=20)
+    gen = LLMThemeGenerator(
+        llm,
+        instacart_catalog,
+        cache=cache,
+        max_history_items=20,
+        prompt_version="themes-compact-v2",  # the compact *list* prompt
+        max_themes=4,
+    )
     assert gen.profile == "compact"  # an in-process model
     user = instacart_shoppers[0]
     first, second = Trace(), Trace()

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..catalog import Catalog
 from ..exceptions import BackendError, ConfigurationError
 from ..filtering.titles import TitleRules, is_duplicate_title
+from ..generation.prompts import quote_data
 from ..interfaces import Judge, RelevanceFilter
 from ..llm.base import LLM, ChatMessage, Structured
 from ..llm.cached import CachingLLM
@@ -456,16 +457,18 @@ class LLMJudge(Judge):
             return "The shopper has no purchase history."
         if not products:
             return f"The shopper has {len(user.history)} past purchases (details unavailable)."
-        top = ", ".join(a for a, _ in aisles.most_common(8))
+        top = ", ".join(quote_data(a, 40) for a, _ in aisles.most_common(8))
         counts = Counter(p.title for p in products)
-        items = "; ".join(t for t, _ in counts.most_common(self.history_items))
+        items = "; ".join(quote_data(t, 60) for t, _ in counts.most_common(self.history_items))
         return f"Aisles they shop most: {top}.\nProducts they buy most: {items}."
 
     @staticmethod
     def _placement_text(i: int, pl: Placement, n: int = 8) -> str:
-        names = "; ".join(sp.product.title for sp in pl.products[:n]) or "(no products)"
+        # Catalog and generated text is quoted data: it cannot close the <data> fence.
+        names = "; ".join(quote_data(sp.product.title, 60) for sp in pl.products[:n])
+        title, description = quote_data(pl.theme.title, 80), quote_data(pl.theme.description)
         return (
-            f"Placement {i + 1}: {pl.theme.title!r} - {pl.theme.description}\n  Products: {names}"
+            f'Placement {i + 1}: "{title}" - {description}\n  Products: {names or "(no products)"}'
         )
 
     def _messages(self, rubric: str, data: str) -> tuple[ChatMessage, ...]:
@@ -511,10 +514,10 @@ class LLMJudge(Judge):
                 for sp in pl.products[: self.products_per_placement]:
                     p = sp.product
                     data = (
-                        f"Placement title: {pl.theme.title}\n"
-                        f"Placement description: {pl.theme.description}\n"
-                        f"Product: {p.title} (aisle: {p.aisle or '?'}, "
-                        f"department: {p.department or '?'})"
+                        f"Placement title: {quote_data(pl.theme.title, 80)}\n"
+                        f"Placement description: {quote_data(pl.theme.description)}\n"
+                        f"Product: {quote_data(p.title)} (aisle: {quote_data(p.aisle or '?', 40)}, "
+                        f"department: {quote_data(p.department or '?', 40)})"
                     )
                     jobs.append(
                         _Job(

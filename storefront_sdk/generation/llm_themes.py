@@ -22,12 +22,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
-from ..exceptions import OutputValidationError
+from ..deadline import expired
+from ..exceptions import BackendError, OutputValidationError
 from ..interfaces import ThemeGenerator
 from ..llm.base import LLM, ChatMessage, LLMResult, Structured
 from ..llm.cached import CachingLLM, LazyMessages, cache_identity
@@ -37,6 +38,15 @@ from ..types import Theme, UserContext
 from .history import HistoryThemeGenerator, user_product_weights
 from .prompts import fence, quote_data, theme_prompt
 from .rules import MerchandisingRules
+from .seeded_titles import (
+    DESCRIPTIVE_WORDS,
+    SeedIndex,
+    TitleSpec,
+    concepts_from_title,
+    food_phrases,
+    title_pattern,
+    title_vocabulary,
+)
 
 if TYPE_CHECKING:
     from ..cache import BaseGenerationCache, UserFingerprint
@@ -91,12 +101,20 @@ class ThemeBudget:
     """``CompactThemeDraft`` (title + 1-3 short concepts) instead of ``ThemeDraft``."""
     tokens_per_theme: int
     """Output-token allowance per theme (plus 30): bounds a looping model."""
+    seed_products: int = 4
+    """Seeded prompts: product names shown for the seed of each title (3 for compact)."""
+    title_tokens: int = 24
+    """Seeded prompts: output-token allowance of one title."""
+    extra_seeds: int = 2
+    """Seeded prompts: seeds tried beyond ``max_themes`` when titles are refused."""
 
 
 THEME_BUDGETS: dict[str, ThemeBudget] = {
-    "rich": ThemeBudget("themes-v1", 8, 40, 5, False, 120),
-    # measured on 2 cores: 4 themes, ~250 prompt / ~120 output tokens (was ~700 / ~400)
-    "compact": ThemeBudget("themes-compact-v1", 4, 12, 3, True, 60),
+    "rich": ThemeBudget("themes-v2", 8, 40, 5, False, 120),
+    # one title per call, for a seed from the history (see generation/seeded_titles.py);
+    # measured on 2 cores: ~40-70 new prompt tokens and ~10 output tokens per title
+    # (the list-prompt knobs apply when prompt_version="themes-compact-v2" is chosen)
+    "compact": ThemeBudget("themes-seeded-v1", 7, 12, 3, True, 60, seed_products=3),
 }
 
 
@@ -317,6 +335,16 @@ class LLMThemeGenerator(ThemeGenerator):
     def warm_up(self) -> None:
         self.llm.warm_up()
 
+    @property
+    def seeded(self) -> bool:
+        """One title per call for seeds from the history (the ``themes-seeded-*`` prompts)."""
+        return self.prompt_version.startswith("themes-seeded")
+
+    @cached_property
+    def seed_index(self) -> SeedIndex:
+        """Products that describe a seed theme (built on first use, once per catalog)."""
+        return SeedIndex(self.catalog)
+
     # -- prompt ------------------------------------------------------------------------------
     def user_data(self, user: UserContext, season: str) -> str:
         """The user's context as a fenced data block: names and quoted text, never ids."""
@@ -358,6 +386,9 @@ class LLMThemeGenerator(ThemeGenerator):
             v = quote_data(user.session.get(k, ""), 60)
             if v and k != "season":
                 lines.append(f'{quote_data(k, 30)}: "{v}"')
+        banned = [w for w in (quote_data(w, 30) for w in self.rules.banned_words) if w]
+        if banned:
+            lines.append("avoid: " + "; ".join(f'"{w}"' for w in banned))
         return fence("shopper_data", lines)
 
     def messages(
@@ -365,15 +396,9 @@ class LLMThemeGenerator(ThemeGenerator):
     ) -> list[ChatMessage]:
         """The chat messages sent to the model for ``n`` themes (inspectable)."""
         season = season or self.rules.season_for(user, self.today())
-        banned = [quote_data(w, 30) for w in self.rules.banned_words]
-        banned_line = (
-            "- Never use these words: " + ", ".join(f'"{w}"' for w in banned) + ".\n"
-            if banned
-            else ""
-        )
         return self.prompt.render(
             few_shot=self.few_shot,
-            system_fields={"n": n, "season": quote_data(season, 40), "banned_line": banned_line},
+            system_fields={"n": n},
             data=self.user_data(user, season),
             n=n,
         )
@@ -459,6 +484,8 @@ class LLMThemeGenerator(ThemeGenerator):
         return [*existing, *themes]
 
     def generate(self, user: UserContext, n: int) -> list[Theme]:
+        if self.seeded:
+            return self._generate_seeded(user, n)
         plan = self._plan(user, n)
         if plan.k <= 0:
             return [plan.buy_again] if plan.buy_again is not None else []
@@ -474,7 +501,7 @@ class LLMThemeGenerator(ThemeGenerator):
         return self._finish(plan, user, list(result.value.themes))  # type: ignore[attr-defined]
 
     async def agenerate(self, user: UserContext, n: int) -> list[Theme]:
-        if not self.llm.concurrent:
+        if not self.llm.concurrent or self.seeded:
             return await asyncio.to_thread(self.generate, user, n)
         plan = self._plan(user, n)
         if plan.k <= 0:
@@ -493,3 +520,174 @@ class LLMThemeGenerator(ThemeGenerator):
     def _max_tokens(self, k: int) -> int:
         # Room for k themes; the schema bounds the output anyway, this bounds a looping model.
         return self.max_tokens or 30 + k * self.budget.tokens_per_theme
+
+    # -- seeded: one title per call (small local models) ---------------------------------------
+    def seeds(self, user: UserContext, n: int) -> tuple[Theme | None, list[Theme]]:
+        """``(buy_again, seeds)``: the baseline's themes for ``user``; the pinned "Buy it
+        again" one is kept as it is, the others are the topics the model names."""
+        themes = self.baseline.generate(user, n) if n > 0 else []
+        buy_again = next((t for t in themes if t.kind == "buy_again"), None)
+        if not self.rules.buy_it_again_first:
+            buy_again = None
+        elif buy_again is not None and buy_again.title != self.rules.buy_it_again_title:
+            buy_again = buy_again.model_copy(update={"title": self.rules.buy_it_again_title})
+        return buy_again, [t for t in themes if t.kind != "buy_again"]
+
+    def shopper_lines(self, user: UserContext, season: str) -> list[str]:
+        """The shopper's lines of a seeded prompt's data block (quoted), shared by its calls."""
+        lines = [f'season: "{quote_data(season, 40)}"']
+        prefs = [p for p in (quote_data(p, 40) for p in user.preferences[:3]) if p]
+        if prefs:
+            lines.append("preferences: " + "; ".join(f'"{p}"' for p in prefs))
+        for k in self.session_keys:
+            v = quote_data(user.session.get(k, ""), 40)
+            if v and k != "season":
+                lines.append(f'{quote_data(k, 30)}: "{v}"')
+        if user.notes and quote_data(user.notes):
+            lines.append(f'notes: "{quote_data(user.notes, 100)}"')
+        return lines
+
+    def seed_messages(
+        self, shopper: Sequence[str], aisle: str, products: Sequence[str], earlier: Sequence[str]
+    ) -> list[ChatMessage]:
+        """The messages asking for one seed's title: every value is quoted data."""
+        lines = list(shopper)
+        if earlier:
+            lines.append("on the page: " + "; ".join(f'"{quote_data(t, 40)}"' for t in earlier))
+        lines.append("products: " + "; ".join(f'"{quote_data(t, 32)}"' for t in products))
+        if quote_data(aisle, 40):
+            lines.append(f'aisle: "{quote_data(aisle, 40)}"')
+        return self.prompt.render(
+            few_shot=self.few_shot, system_fields={}, data=fence("shopper_data", lines)
+        )
+
+    def _generate_seeded(self, user: UserContext, n: int) -> list[Theme]:
+        buy_again, seeds = self.seeds(user, n)
+        k = n - (1 if buy_again is not None else 0)
+        if self.max_themes is not None:
+            k = min(k, self.max_themes)
+        existing = [buy_again] if buy_again is not None else []
+        if k <= 0:
+            return existing
+        season = self.rules.season_for(user, self.today())
+        shopper = self.shopper_lines(user, season)
+        themes: list[Theme] = []
+        aisles: set[str] = set()
+        rejected: list[tuple[str, str]] = []
+        calls = 0
+        covered: list[Theme] = []  # seeds retitled, or whose topic a retitled one covers
+        for seed in seeds[: k + self.budget.extra_seeds]:
+            if len(themes) >= k:
+                break
+            if expired():
+                rejected.append((seed.title, "page_deadline"))
+                break
+            try:
+                theme, why, used = self._seed_theme(seed, shopper, themes, aisles)
+            except OutputValidationError as exc:
+                theme, why, used = None, f"invalid_output:{str(exc)[:80]}", 1
+            except BackendError:
+                if not themes:
+                    raise
+                rejected.append((seed.title, "backend_error"))
+                break
+            calls += used
+            if theme is None:
+                rejected.append((seed.title, why or "no_title"))
+                if why == "duplicate_topic":
+                    covered.append(seed)
+            else:
+                themes.append(theme)
+                covered.append(seed)
+        # The seeds the model did not retitle follow, as the baseline made them: the
+        # storefront takes them as spares before it asks its fallback generator, which
+        # would repeat the seeds already retitled here under their baseline titles.
+        spares = [s for s in seeds if not any(s is c for c in covered)]
+        annotate(
+            prompt_version=self.prompt_version,
+            profile=self.profile,
+            season=season,
+            seeds=len(seeds),
+            model_calls=calls,
+            themes_generated=len(themes),
+            themes_rejected=[f"{title[:60]}: {why}" for title, why in rejected],
+        )
+        if not themes:
+            reasons = ", ".join(sorted({why.split(":")[0] for _, why in rejected})) or "no seeds"
+            raise OutputValidationError(f"no seeded title was usable ({reasons})")
+        return [*existing, *themes, *spares][: max(n, len(existing) + len(themes))]
+
+    def _seed_theme(
+        self, seed: Theme, shopper: Sequence[str], accepted: Sequence[Theme], aisles: set[str]
+    ) -> tuple[Theme | None, str | None, int]:
+        """One seed's theme (or None and why), and how many model calls it took.
+
+        ``aisles`` are those of the themes accepted so far: a seed whose products
+        are in one of them would make a second placement about the same thing.
+        """
+        products = self.seed_index.products(seed, self.budget.seed_products)
+        if not products:
+            return None, "no_products", 0
+        aisle = products[0].aisle or ""
+        if aisle in aisles:
+            return None, "duplicate_topic", 0
+        names = [p.title for p in products]
+        banned = self.rules.banned_words
+        vocabulary = title_vocabulary([*names, aisle], banned=banned)
+        phrases, finals = food_phrases([*names, aisle], banned=banned)
+        if not finals:
+            return None, "no_vocabulary", 0
+        descriptive = title_vocabulary(DESCRIPTIVE_WORDS, banned=banned)
+        spec = TitleSpec(title_pattern(phrases, finals, descriptive))
+        earlier = [t.title for t in accepted]
+        messages = self.seed_messages(shopper, aisle, names, earlier)
+        why: str | None = None
+        for attempt in range(2):
+            before = stage_tokens()
+            temperature = self.temperature if attempt == 0 else max(self.temperature or 0.0, 0.9)
+            result = self.llm.generate(
+                messages,
+                spec,
+                max_tokens=self.max_tokens or self.budget.title_tokens,
+                temperature=temperature,
+            )
+            record_usage(result, before)
+            title = _clean(result.value)
+            why = _title_problem(title, earlier)
+            if why is None:
+                aisles.add(aisle)
+                return self._seeded_theme(seed, title, vocabulary, aisle), None, attempt + 1
+        return None, why, 2
+
+    def _seeded_theme(
+        self, seed: Theme, title: str, vocabulary: Sequence[str], aisle: str
+    ) -> Theme:
+        """The seed with the model's title: the title's food phrases lead the concepts
+        (then the seed's own, or its aisle), so keywords follow what the title promises;
+        pinned products, departments and kind stay the seed's."""
+        concepts: list[str] = []
+        seen: set[str] = set()
+        for c in [*concepts_from_title(title, vocabulary), *(seed.concepts or [aisle])]:
+            key = normalize(c)
+            if key and key not in seen:
+                seen.add(key)
+                concepts.append(c)
+        return seed.model_copy(
+            update={"title": title, "description": "", "concepts": concepts[:5], "source": "llm"}
+        )
+
+
+def _title_problem(title: str, earlier: Sequence[str]) -> str | None:
+    """Why a seeded title is not worth showing: a stutter, or a near copy of an earlier one."""
+    content = [w for w in normalize(title).split() if w not in _CONNECTOR_WORDS]
+    if _repetitive(title) or len(set(content)) < len(content):
+        return "repetitive_title"
+    words = set(content)
+    for other in earlier:
+        theirs = set(normalize(other).split()) - _CONNECTOR_WORDS
+        if words and theirs and len(words & theirs) / len(words | theirs) >= 0.5:
+            return "duplicate_title"
+    return None
+
+
+_CONNECTOR_WORDS = frozenset({"and", "with"})

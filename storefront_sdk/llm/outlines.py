@@ -145,6 +145,36 @@ def _quiet_llama_cpp() -> Iterator[None]:
         yield
 
 
+def _generate_keeping_prefix(
+    model: Any, chat: Any, processor: _GuardedProcessor, kwargs: dict[str, Any]
+) -> str:
+    """One generation; on llama.cpp, keep the evaluated prompt for the next call.
+
+    Outlines' ``LlamaCpp.generate`` calls ``Llama.reset()`` after every
+    generation, which throws away the KV cache: each call then re-evaluates its
+    whole prompt, although llama-cpp-python would otherwise reuse the longest
+    common prefix with the previous call (the system message and few-shot
+    examples, which are the same on every call). Measured on 2 cores: a 155-token
+    prompt costs ~1.5 s every time through Outlines, ~0.17 s when only its last
+    tokens change. So for llama.cpp models the chat completion is called here
+    directly, with the same logits processor Outlines would pass.
+    """
+    from outlines.models import LlamaCpp
+
+    if isinstance(model, LlamaCpp):
+        from llama_cpp import LogitsProcessorList
+
+        llama = model.model
+
+        messages = model.type_adapter.format_input(chat)
+        if isinstance(messages, list):
+            completion: Any = llama.create_chat_completion(
+                messages, logits_processor=LogitsProcessorList([processor]), **kwargs
+            )
+            return str(completion["choices"][0]["message"]["content"])
+    return str(model.generate(chat, processor, **kwargs))
+
+
 @dataclass
 class _Compiled:
     processor: _GuardedProcessor
@@ -394,7 +424,7 @@ class OutlinesLLM(LLM):
         try:
             with _context_lock(model):
                 processor.reset()
-                text = model.generate(chat, processor, **kwargs)
+                text = _generate_keeping_prefix(model, chat, processor, kwargs)
         except Exception as exc:
             raise FatalBackendError(
                 f"{self.model_id}: generation failed: {type(exc).__name__}: {exc}"
