@@ -48,7 +48,7 @@ _CREDENTIAL_SHAPES = (
     r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"  # OpenAI / Anthropic style API keys
     r"|\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # JWT
     r"|\bgh[pousr]_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{30,}"  # GitHub tokens
-    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"  # Slack tokens
+    r"|\bxox[abposr]-[A-Za-z0-9-]{15,}"  # Slack tokens
     r"|\bAKIA[0-9A-Z]{16}\b"  # AWS access key id
     r"|\bAIza[0-9A-Za-z_-]{35}"  # Google API key
 )
@@ -78,6 +78,8 @@ _HEADER_HINTS = ("earer", "EARER", "asic", "ASIC", "oken", "OKEN")
 
 def _secret_shaped(text: str, *, joined: bool = False) -> bool:
     """Whether ``text`` (or an item of a ``"\x00"``-joined list) has a credential's shape."""
+    if len(text) < 20:  # every shape below is longer: ids, hashes and words end here
+        return False
     if any(h in text for h in _SHAPE_HINTS) and _SHAPES.search(text):
         return True
     if any(h in text for h in _HEADER_HINTS):

@@ -247,5 +247,5 @@ class LLMKeywordGenerator(KeywordGenerator):
 
     def _max_tokens(self, spec: MultiChoice) -> int:
         # {"items": [...]}: ~8 tokens of wrapper, a few per keyword; bounds a looping model.
-        longest = max(len(o) for o in spec.options)
+        longest = max(map(len, spec.options))
         return 16 + spec.max_items * (4 + longest // 2)

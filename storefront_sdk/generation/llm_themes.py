@@ -160,6 +160,12 @@ def theme_list_model(n: int, compact: bool = False) -> type[BaseModel]:
     return model
 
 
+@lru_cache(maxsize=64)
+def _theme_spec(n: int, compact: bool) -> Structured[BaseModel]:
+    """One spec per shape: its ``key`` (a schema hash, part of cache keys) is computed once."""
+    return Structured(theme_list_model(n, compact))
+
+
 # -- repair ----------------------------------------------------------------------------------
 
 _EDGE = re.compile(r"^[\s\"'`*#:\-.,;]+|[\s\"'`*#:\-,;]+$")
@@ -447,9 +453,7 @@ class LLMThemeGenerator(ThemeGenerator):
         if self.max_themes is not None:
             k = min(k, self.max_themes)
         season = self.rules.season_for(user, self.today())
-        spec: Structured[BaseModel] = Structured(
-            theme_list_model(max(k, 1), self.budget.compact_schema)
-        )
+        spec = _theme_spec(max(k, 1), self.budget.compact_schema)
         return _Plan(
             buy_again,
             k,
