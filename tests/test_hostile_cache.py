@@ -464,3 +464,73 @@ def test_six_processes_share_one_fresh_directory(tmp_path: Path) -> None:
     cache = GenerationCache(tmp_path / "cache")
     assert len(cache) == 6 * 60 + 1
     assert cache.get("themes/5-59") == {"writer": 5, "i": 59}
+
+
+# -- end to end: a tampered directory under Storefront.build --------------------------------------
+
+
+class Deterministic(LLM):
+    """Answers from the request's own constraint: the first options, fixed theme titles."""
+
+    model_id = "deterministic"
+    concurrent = True
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        output: OutputSpec[T],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> LLMResult[T]:
+        self.calls += 1
+        schema = output.json_schema()
+        if "themes" in schema.get("properties", {}):
+            n = schema["properties"]["themes"]["minItems"]
+            titles = ["Weekend brunch", "Fresh fruit bowl", "Pantry staples", "Snack attack"]
+            raw = json.dumps(
+                {
+                    "themes": [
+                        {
+                            "title": titles[i % 4] + f" {i}",
+                            "description": "For you.",
+                            "concepts": ["eggs", "bread"],
+                        }
+                        for i in range(n)
+                    ]
+                }
+            )
+        else:
+            options = schema["properties"]["items"]["items"]["enum"]
+            raw = json.dumps({"items": options[: schema["properties"]["items"]["maxItems"]]})
+        return LLMResult(output.parse(raw), LLMUsage(model_id=self.model_id), raw)
+
+
+def test_build_over_a_tampered_directory(world: dict[str, Path]) -> None:
+    from storefront_sdk import Storefront
+    from storefront_sdk.demo import demo_users
+
+    users = demo_users()[:2]
+    llm = Deterministic()
+    Storefront(Catalog.demo(), llm=llm, cache=GenerationCache(world["cache"])).build_many(users)
+    stored = llm.calls
+    assert stored > 0
+    with sqlite3.connect(world["cache"] / DB_NAME) as con:  # every row becomes a pickle bomb
+        rows = con.execute("SELECT count(*) FROM entries").fetchone()[0]
+        con.execute("UPDATE entries SET value = ?", (pickle.dumps(Payload(world["marker"])),))
+    assert rows > 0
+    sf = Storefront(Catalog.demo(), llm=llm, cache=GenerationCache(world["cache"]))
+    pages = sf.build_many(users)
+    assert_untouched(world)
+    assert all(p.placements for p in pages)
+    regenerated = llm.calls - stored
+    assert regenerated >= rows  # every entry a miss, regenerated
+    errors = [e for p in pages for e in p.trace.events if e.kind == "cache_error"]
+    # every discarded entry is on a page's trace (concurrent pages may ask for one key twice)
+    assert len({e.data["key"] for e in errors}) == rows
+    again = Storefront(Catalog.demo(), llm=llm, cache=GenerationCache(world["cache"]))
+    assert all(p.trace.cache_hits for p in again.build_many(users))  # healed
+    assert llm.calls == stored + regenerated
