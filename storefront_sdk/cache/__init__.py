@@ -11,8 +11,8 @@ does not need to know: key derivation, the JSON envelope, TTL (against an
 injectable ``clock``), statistics, the in-memory LRU, bypass and the public
 methods. A backend implements five primitives (``_load``, ``_store``,
 ``_delete``, ``_clear``, ``_size``). :class:`GenerationCache` is the embedded
-backend: one SQLite file in a directory, written and read with five fixed SQL
-statements, JSON text only. Nothing read from the file is ever unpickled,
+backend: one SQLite file in a directory, written and read with a handful of fixed
+SQL statements, JSON text only. Nothing read from the file is ever unpickled,
 opened as a path or turned into a setting, so a shared or tampered cache
 directory can make a lookup miss, never run code or touch another file (see
 ``docs/caching.md`` for why this is not diskcache any more).

@@ -1,6 +1,6 @@
 """The embedded generation cache: a memory LRU in front of one SQLite file.
 
-The store runs five fixed SQL statements on one table and only ever reads a
+The store runs a handful of fixed SQL statements on one table and only ever reads a
 ``TEXT`` column, parsed as JSON by the base class: nothing read from the file
 is unpickled, opened as a path or turned into a setting, so a shared or
 tampered directory can make a lookup miss, never run code or touch another
