@@ -21,7 +21,7 @@ from storefront_sdk import Catalog, Storefront
 from storefront_sdk.cache import CacheReadOnlyError, GenerationCache
 from storefront_sdk.demo import demo_users
 from storefront_sdk.llm import CachingLLM, ChatMessage, OpenAICompatibleLLM, Structured
-from storefront_sdk.llm.stub_server import StubOpenAIServer
+from storefront_sdk.testing.stub_server import StubOpenAIServer
 
 
 class Idea(BaseModel):
