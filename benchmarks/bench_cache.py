@@ -4,9 +4,10 @@
 
 Contenders, alternated round by round so machine noise hits all of them:
 
-* ``baseline``: the ``GenerationCache`` of ``--baseline-rev`` (default ``main``; loaded
-  from git, so the comparison runs in the same process) -- diskcache with its default
-  ``Disk``, which unpickles mode-4 rows and opens the paths rows name;
+* ``baseline``: the ``GenerationCache`` of ``--baseline-rev`` (default ``2339b0f``, the
+  last commit with the diskcache store; loaded from git, so the comparison runs in the
+  same process) -- diskcache with its default ``Disk``, which unpickles mode-4 rows and
+  opens the paths rows name;
 * ``diskcache-json``: diskcache with a JSON-only ``Disk`` subclass (values stored inline
   as text, ``fetch`` reads MODE_RAW text only, ``filename``/``remove`` never touch a
   path) behind the new ``BaseGenerationCache``: the candidate that keeps diskcache;
@@ -40,6 +41,8 @@ from diskcache.core import MODE_RAW
 from storefront_sdk.cache import BaseGenerationCache, GenerationCache
 
 REPO = Path(__file__).resolve().parents[1]
+#: The last commit whose ``storefront_sdk/cache.py`` was the diskcache store.
+BASELINE_REV = "2339b0f"
 
 VALUE = {
     "themes": [
@@ -164,7 +167,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=2000, help="operations per kind per round")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--baseline-rev", default="main")
+    parser.add_argument("--baseline-rev", default=BASELINE_REV)
     args = parser.parse_args()
 
     baseline = load_baseline(args.baseline_rev)

@@ -39,6 +39,8 @@ _SCHEMA = (
     " key TEXT PRIMARY KEY, value TEXT NOT NULL, expire_at REAL, stored_at REAL NOT NULL,"
     " size INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS entries_stored_at ON entries (stored_at)",
+    "CREATE INDEX IF NOT EXISTS entries_expire_at ON entries (expire_at)"
+    " WHERE expire_at IS NOT NULL",
 )
 # The only statements ever run on the file. Values are selected only when they are TEXT of
 # at most ``max_value_bytes`` characters: a huge or binary row is never even loaded.
@@ -51,7 +53,9 @@ _UPSERT = (
 )
 _DELETE = "DELETE FROM entries WHERE key = ?"
 _EXPIRE = "DELETE FROM entries WHERE expire_at IS NOT NULL AND expire_at <= ?"
-_TOTAL = "SELECT count(*), coalesce(sum(size), 0) FROM entries"
+_TOTAL = "SELECT count(*) FROM entries"
+# Bytes of the file in use (pages not on the free list): O(1), unlike summing every row.
+_PAGES = ("PRAGMA page_count", "PRAGMA freelist_count", "PRAGMA page_size")
 _EVICT = "DELETE FROM entries WHERE key IN (SELECT key FROM entries ORDER BY stored_at LIMIT ?)"
 
 
@@ -64,7 +68,7 @@ class GenerationCache(BaseGenerationCache):
     """Memory LRU in front of one SQLite file in ``directory``, for JSON-serialisable values.
 
     ``ttl`` (seconds, against ``clock``) applies to both layers; ``None`` keeps
-    entries until ``size_limit`` (bytes of stored text) evicts the least
+    entries until ``size_limit`` (bytes of the file in use) evicts the least
     recently stored. ``enabled=False`` turns every read into a miss and every
     write into a no-op. Values over ``max_value_bytes`` are neither stored nor
     read. The constructor is cheap: the file opens on first use. A directory
@@ -234,12 +238,18 @@ class GenerationCache(BaseGenerationCache):
             self._sets_since_check = 0
             self._cull()
 
+    def _used_bytes(self) -> int:
+        pages, free, size = (int(self._run(p, ())[0][0]) for p in _PAGES)
+        return (pages - free) * size
+
     def _cull(self) -> None:
-        """Drop expired entries, then the least recently stored beyond ``size_limit``."""
+        """Drop expired entries, then the least recently stored while over ``size_limit``."""
         self._run(_EXPIRE, (self.clock(),))
         for _ in range(100):
-            ((count, total),) = self._run(_TOTAL, ())
-            if total <= self.size_limit or not count:
+            if self._used_bytes() <= self.size_limit:
+                return
+            ((count,),) = self._run(_TOTAL, ())
+            if not count:
                 return
             self._run(_EVICT, (max(1, count // 10),))
 
