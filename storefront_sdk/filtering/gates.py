@@ -382,17 +382,36 @@ class MerchandisingGate(Gate):
     ) -> None:
         self.rules = rules if rules is not None else MerchandisingRules()
         self.today = today
+        # Verdicts depend only on the theme's text, the age flag and the season: memoised
+        # (the same baseline themes come back for every user).
+        self._violations: dict[tuple[str, bool], str | None] = {}
+        self._seasonal: dict[tuple[str, str, str], bool] = {}
+
+    def _is_seasonal(self, theme: Theme, season: str) -> bool:
+        key = (theme.title, theme.kind, season)
+        hit = self._seasonal.get(key)
+        if hit is None:
+            if len(self._seasonal) > 100_000:
+                self._seasonal.clear()
+            hit = self._seasonal[key] = self.rules.is_seasonal(theme, season)
+        return hit
 
     def check_theme(
         self, theme: Theme, user: UserContext, accepted: Sequence[Theme] = ()
     ) -> str | None:
         rules = self.rules
-        why = rules.violation(theme, user)
+        key = (theme.text, user.age_verified)
+        if key in self._violations:
+            why = self._violations[key]
+        else:
+            if len(self._violations) > 100_000:
+                self._violations.clear()
+            why = self._violations[key] = rules.violation(theme, user)
         if why is not None:
             return why
         season = rules.season_for(user, self.today())
-        if rules.is_seasonal(theme, season):
-            seasonal = sum(1 for t in accepted if rules.is_seasonal(t, season))
+        if self._is_seasonal(theme, season):
+            seasonal = sum(1 for t in accepted if self._is_seasonal(t, season))
             if seasonal >= rules.max_seasonal:
                 return "extra_seasonal"
         return None
