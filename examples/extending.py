@@ -94,7 +94,7 @@ class AisleRetriever(Retriever):
         for c in self.retrieve(query):
             product = get(c.product_id)
             if product is not None:
-                out.append(RetrievedProduct(product, c.keyword, c.score))
+                out.append((product, c.keyword, c.score))
         return out
 
 

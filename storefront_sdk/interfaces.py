@@ -194,7 +194,7 @@ def hydrate(found: Any, catalog: Catalog, query: RetrievalQuery) -> list[Retriev
         if product.id in seen:
             continue
         seen.add(product.id)
-        out.append(RetrievedProduct(product, c.keyword, float(c.score)))
+        out.append((product, c.keyword, float(c.score)))
     if unknown:
         annotate(unknown_product_ids=unknown)
     return out

@@ -337,7 +337,7 @@ class BM25Retriever(Retriever):
             return super().retrieve_products(query, catalog)
         positions, scores, keywords = self._retrieve(query)
         products = catalog.products
-        return list(map(RetrievedProduct, [products[d] for d in positions], keywords, scores))
+        return list(zip([products[d] for d in positions], keywords, scores, strict=True))
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
