@@ -47,7 +47,7 @@ from .ranking.popularity import FusionRanker
 from .retrieval.bm25 import BM25Retriever
 
 if TYPE_CHECKING:
-    from .cache import GenerationCache
+    from .cache import BaseGenerationCache
     from .llm.base import LLM
 
 __all__ = ["Wiring", "expect", "resolve_cache", "resolve_llm", "wire"]
@@ -59,7 +59,7 @@ class Wiring:
 
     llm: LLM | None
     llm_reason: str
-    cache: GenerationCache | None
+    cache: BaseGenerationCache | None
     theme_generator: ThemeGenerator
     keyword_generator: KeywordGenerator
     retriever: Retriever
@@ -77,7 +77,7 @@ def wire(
     catalog: Catalog,
     *,
     llm: LLM | Literal["auto"] | None,
-    cache: GenerationCache | Literal["auto"] | None,
+    cache: BaseGenerationCache | Literal["auto"] | None,
     theme_generator: ThemeGenerator | None,
     keyword_generator: KeywordGenerator | None,
     retriever: Retriever | None,
@@ -182,8 +182,8 @@ def shared_local_llm() -> LLM:
 
 
 def resolve_cache(
-    cache: GenerationCache | Literal["auto"] | None, llm: LLM | None
-) -> GenerationCache | None:
+    cache: BaseGenerationCache | Literal["auto"] | None, llm: LLM | None
+) -> BaseGenerationCache | None:
     """``"auto"``: an on-disk generation cache when a model is used, else none."""
     if cache is None:
         return None
@@ -199,14 +199,14 @@ def resolve_cache(
 
 
 def _llm_theme_generator(
-    llm: LLM, catalog: Catalog, cache: GenerationCache | None, baseline: ThemeGenerator
+    llm: LLM, catalog: Catalog, cache: BaseGenerationCache | None, baseline: ThemeGenerator
 ) -> ThemeGenerator:
     from .generation.llm_themes import LLMThemeGenerator
 
     return LLMThemeGenerator(llm, catalog, cache=cache, baseline=baseline)
 
 
-def _llm_keyword_generator(llm: LLM, cache: GenerationCache | None) -> KeywordGenerator:
+def _llm_keyword_generator(llm: LLM, cache: BaseGenerationCache | None) -> KeywordGenerator:
     from .generation.llm_keywords import LLMKeywordGenerator
 
     return LLMKeywordGenerator(llm, cache=cache)

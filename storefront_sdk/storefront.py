@@ -44,7 +44,7 @@ from .taxonomy import KeywordTaxonomy
 from .types import Page, Trace, UserContext
 
 if TYPE_CHECKING:
-    from .cache import GenerationCache
+    from .cache import BaseGenerationCache
     from .llm.base import LLM
 
 __all__ = ["Storefront", "StorefrontConfig"]
@@ -112,7 +112,7 @@ class Storefront:
         catalog: Catalog,
         *,
         llm: LLM | Literal["auto"] | None = "auto",
-        cache: GenerationCache | Literal["auto"] | None = "auto",
+        cache: BaseGenerationCache | Literal["auto"] | None = "auto",
         theme_generator: ThemeGenerator | None = None,
         keyword_generator: KeywordGenerator | None = None,
         retriever: Retriever | None = None,
@@ -143,7 +143,7 @@ class Storefront:
         )
         self.llm: LLM | None = wiring.llm
         self.llm_reason: str = wiring.llm_reason
-        self.cache: GenerationCache | None = wiring.cache
+        self.cache: BaseGenerationCache | None = wiring.cache
         self.theme_generator: ThemeGenerator = wiring.theme_generator
         self.keyword_generator: KeywordGenerator = wiring.keyword_generator
         self.retriever: Retriever = wiring.retriever
