@@ -139,6 +139,13 @@ class Retriever(Component, ABC):
     so a custom retriever gets the same fast path as the built-in BM25.
     """
 
+    _own_retrieve_products: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Once per class: does it implement the product fast path itself?
+        cls._own_retrieve_products = cls.retrieve_products is not Retriever.retrieve_products
+
     @abstractmethod
     def retrieve(self, query: RetrievalQuery) -> list[Candidate]:
         """Candidates for ``query``, best first."""
@@ -165,7 +172,7 @@ class Retriever(Component, ABC):
         other twins); otherwise hydrates :meth:`aretrieve`, so a retriever with a
         native async ``aretrieve`` (an HTTP search service) stays native.
         """
-        if type(self).retrieve_products is Retriever.retrieve_products:
+        if not self._own_retrieve_products:
             return hydrate(await self.aretrieve(query), catalog, query)
         if self.run_inline:
             return self.retrieve_products(query, catalog)
