@@ -85,14 +85,21 @@ def wire(
     ranker: Ranker | None,
     gates: Sequence[Gate] | None,
     fallback_theme_generators: Sequence[ThemeGenerator] | None,
+    page_shape: tuple[int, int] = (8, 20),
 ) -> Wiring:
-    """Choose every component (see the module docstring for the rules)."""
+    """Choose every component (see the module docstring for the rules).
+
+    ``page_shape`` is ``(placements, products per placement)``: the history
+    baseline lays its page out to it.
+    """
     model, reason = resolve_llm(llm)
     gen_cache = resolve_cache(cache, model)
     # One history baseline serves as primary (without a model), as the model
     # generator's "Buy it again" source and as fallback: its per-catalog popular
     # themes are computed once.
-    history = HistoryThemeGenerator(catalog)
+    history = HistoryThemeGenerator(
+        catalog, placements=page_shape[0], products_per_theme=page_shape[1]
+    )
     static = StaticThemeGenerator()
     taxonomy_keywords = TaxonomyKeywordGenerator()
     lexical = LexicalRelevanceFilter(catalog)

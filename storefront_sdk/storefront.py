@@ -140,6 +140,7 @@ class Storefront:
             ranker=ranker,
             gates=gates,
             fallback_theme_generators=fallback_theme_generators,
+            page_shape=(self.config.num_placements, self.config.products_per_placement),
         )
         self.llm: LLM | None = wiring.llm
         self.llm_reason: str = wiring.llm_reason

@@ -146,9 +146,16 @@ def report(
 
 
 def test_report_compares_every_configuration(report: EvalReport) -> None:
-    assert report.configs == ["static", "history", "history_no_soap"]
+    # The references come first, at the counts of the first configuration.
+    assert report.configs == ["popular", "buy_again", "static", "history", "history_no_soap"]
+    assert report.references == ["popular", "buy_again"]
+    assert report.reference_counts == "static"
     assert report.n_cases == 8 and report.k == [5, 20]
-    for name in report.configs:
+    for name in report.references:
+        assert len(report.per_case[name]) == 8
+        for key in ("recall", "discovery_recall", "discovery_recall_own", "weighted_recall"):
+            assert 0.0 <= report.metrics[name][key] <= 1.0
+    for name in report.configs[2:]:
         values = report.metrics[name]
         for key in (
             "recall",

@@ -33,8 +33,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--configs",
-        default="static,history",
-        help=f"comma-separated, among {', '.join(_CONFIGS)} (default: static,history)",
+        default="history",
+        help=f"comma-separated, among {', '.join(_CONFIGS)} (default: history); the "
+        "references popular and buy_again are always computed beside them",
     )
     p.add_argument("--users", type=int, default=None, help="evaluate the first N users only")
     p.add_argument(

@@ -1,11 +1,19 @@
 """The evaluation harness: build every case's page under several configurations, side by side.
 
-``evaluate(cases, {"static": sf1, "history": sf2})`` builds one page per case
-and configuration, judges it, computes the metrics of :mod:`.metrics` per case,
+``evaluate(cases, {"history": sf})`` builds one page per case and
+configuration, judges it, computes the metrics of :mod:`.metrics` per case,
 averages them per configuration, counts gate rejections and fallbacks from the
 pages' traces and keeps a few pages for previews. The result, an
 :class:`EvalReport`, prints as a text table and saves as JSON (and as HTML
 through :func:`storefront_sdk.render.render_report_html`).
+
+Beside every configuration the harness computes the simple references of
+:mod:`.references` (``popular``, ``buy_again``) for the same users *at the same
+counts*: cut to the page's own number of products for next-basket recall, and
+to the page's own number of unseen products for discovery recall. Each
+configuration gets the paired differences (``recall - buy_again``,
+``discovery - popular``); the reference columns, listed first, are computed at
+the counts of ``reference_counts`` (default: the first configuration).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from ..types import JudgeReport, Page
 from . import metrics as m
 from .instacart import EvalCase
 from .judges import HeuristicJudge
+from .references import REFERENCES, PopularList, reference_lists
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -38,7 +47,13 @@ __all__ = ["CaseResult", "EvalReport", "evaluate", "standard_configs"]
 #: Metrics shown by :meth:`EvalReport.table`, in order, with their labels.
 TABLE_METRICS: tuple[tuple[str, str], ...] = (
     ("recall", "next-basket recall"),
-    ("discovery_recall", "discovery recall"),
+    ("discovery_recall", "discovery recall (page's unseen count)"),
+    ("recall_vs_buy_again", "recall - buy_again"),
+    ("discovery_vs_popular", "discovery - popular"),
+    ("discovery_recall_own", "discovery recall (list's own count)"),
+    ("weighted_recall", "position-weighted recall"),
+    ("products", "products / page"),
+    ("unseen", "unseen products / page"),
     ("hit_rate", "hit rate"),
     ("P-T@5", "P-T@5"),
     ("P-T@20", "P-T@20"),
@@ -80,6 +95,8 @@ class EvalReport(BaseModel):
     model_config = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
 
     configs: list[str]
+    references: list[str] = Field(default_factory=list)
+    reference_counts: str | None = None
     n_cases: int
     k: list[int]
     judge: str | None = None
@@ -139,8 +156,14 @@ class EvalReport(BaseModel):
             + "  "
             + "  ".join(c.rjust(w) for c, w in zip(self.configs, widths, strict=True))
         )
+        note = (
+            f"; references ({', '.join(self.references)}) at the counts of "
+            f"{self.reference_counts!r}"
+            if self.references
+            else ""
+        )
         lines = [
-            f"{self.n_cases} users, judge: {self.judge or 'none'}",
+            f"{self.n_cases} users, judge: {self.judge or 'none'}{note}",
             head,
             "-" * len(head),
         ]
@@ -243,6 +266,49 @@ def _case_metrics(
     return out
 
 
+def _reference_metrics(
+    page: Page,
+    case: EvalCase,
+    popular: PopularList,
+    names: Sequence[str],
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """The page's count-based metrics, and each reference's at the page's counts."""
+    targets = case.target_product_ids
+    user = case.user
+    ids = list(dict.fromkeys(page.product_ids))
+    n, u = len(ids), m.unseen_count(page, user)
+    sizes = [len(pl.products) for pl in page.placements]
+    own = {
+        "products": float(n),
+        "unseen": float(u),
+        "discovery_recall_own": m.discovery_recall(page, targets, user),
+        "weighted_recall": m.position_weighted_recall(
+            [pl.product_ids for pl in page.placements], targets
+        ),
+    }
+    refs: dict[str, dict[str, float]] = {}
+    lists = reference_lists(user, popular.ids, popular.catalog)
+    history = {it.product_id for it in user.history}
+    for name in names:
+        full = lists[name]
+        cut = full[:n]
+        layout: list[list[str]] = []
+        start = 0
+        for size in sizes:
+            layout.append(cut[start : start + size])
+            start += size
+        refs[name] = {
+            "recall": m.list_recall(cut, targets),
+            "discovery_recall": m.discovery_recall_at(full, targets, user, u),
+            "discovery_recall_own": m.discovery_recall_at(cut, targets, user, n),
+            "weighted_recall": m.position_weighted_recall(layout, targets),
+            "hit_rate": m.list_hit_rate(cut, targets),
+            "products": float(len(cut)),
+            "unseen": float(sum(1 for pid in cut if pid not in history)),
+        }
+    return own, refs
+
+
 def _source_share(page: Page, source: str) -> float:
     """Share of the page's placements whose ``source`` is ``source`` (nan for an empty page)."""
     if not page.placements:
@@ -261,6 +327,8 @@ def evaluate(
     ku_min_relevant: int = 1,
     keep_pages: int = 3,
     progress: bool | TextIO = True,
+    references: Sequence[str] = REFERENCES,
+    reference_counts: str | None = None,
 ) -> EvalReport:
     """Build, judge and measure every case's page under each configuration.
 
@@ -272,9 +340,28 @@ def evaluate(
     else the configuration's). ``min_products`` defaults to each configuration's
     own ``config.min_products``. ``progress`` writes a progress line to stderr
     (or to the given stream).
+
+    ``references`` (default ``popular`` and ``buy_again``, see
+    :mod:`.references`) are computed for every configuration at its pages'
+    counts: each configuration's metrics include ``recall_vs_buy_again`` and
+    ``discovery_vs_popular`` (mean paired differences) and
+    ``ref:<name>:<metric>``; the reference columns of the report (listed first)
+    hold the references at the counts of ``reference_counts`` (default: the
+    first configuration).
     """
     if not configs:
         raise ConfigurationError("evaluate() needs at least one configuration")
+    unknown_refs = [r for r in references if r not in REFERENCES]
+    if unknown_refs:
+        raise ConfigurationError(
+            f"unknown reference(s) {unknown_refs}: choose from {', '.join(REFERENCES)}"
+        )
+    clash = [r for r in references if r in configs]
+    if clash:
+        raise ConfigurationError(f"configuration name(s) {clash} are reserved for references")
+    counts_of = reference_counts or next(iter(configs))
+    if counts_of not in configs:
+        raise ConfigurationError(f"reference_counts={counts_of!r} is not a configuration")
     ks = sorted(set(k))
     first = next(iter(configs.values()))
     if judge is None:
@@ -282,8 +369,11 @@ def evaluate(
         # the judge's default filter, without a second TF-IDF index.
         judge = HeuristicJudge(first.fallback_filter, catalog=first.catalog)
     stream: TextIO | None = sys.stderr if progress is True else (progress or None)
+    refs = list(references)
     report = EvalReport(
-        configs=list(configs),
+        configs=[*refs, *configs],
+        references=refs,
+        reference_counts=counts_of if refs else None,
         n_cases=len(cases),
         k=ks,
         judge=judge.name,
@@ -302,10 +392,23 @@ def evaluate(
         passes: dict[str, list[bool]] = {}
         invalid = 0
         samples: list[Page] = []
+        popular = PopularList(sf.catalog)
+        ref_cases: dict[str, list[CaseResult]] = {r: [] for r in refs}
         for case in cases:
             page = sf.build(case.user)
             jr = judge.judge(page, case.user)
             values = _case_metrics(page, case, jr, sf, flt, ks, need, ku_min_relevant)
+            own, ref_values = _reference_metrics(page, case, popular, refs)
+            values.update(own)
+            for r, rv in ref_values.items():
+                values.update({f"ref:{r}:{key}": v for key, v in rv.items()})
+                ref_cases[r].append(CaseResult(user_id=case.user.user_id, metrics=rv))
+            if "buy_again" in ref_values:
+                values["recall_vs_buy_again"] = values["recall"] - ref_values["buy_again"]["recall"]
+            if "popular" in ref_values:
+                values["discovery_vs_popular"] = (
+                    values["discovery_recall"] - ref_values["popular"]["discovery_recall"]
+                )
             n_invalid = len(jr.invalid)
             invalid += n_invalid
             for v in jr.verdicts:
@@ -334,6 +437,13 @@ def evaluate(
         report.events[name] = dict(events.most_common())
         report.per_case[name] = per_case
         report.sample_pages[name] = samples
+        if name == counts_of:
+            for r, rcases in ref_cases.items():
+                rkeys = list(dict.fromkeys(k for cr in rcases for k in cr.metrics))
+                report.metrics[r] = {
+                    key: m.nanmean(cr.metrics.get(key, math.nan) for cr in rcases) for key in rkeys
+                }
+                report.per_case[r] = rcases
     return report
 
 
@@ -345,7 +455,7 @@ def _short(reason: str, limit: int = 80) -> str:
 
 def standard_configs(
     catalog: Catalog,
-    names: Sequence[str] = ("static", "history"),
+    names: Sequence[str] = ("history",),
     *,
     base_url: str | None = None,
     model: str | None = None,
@@ -355,8 +465,9 @@ def standard_configs(
 ) -> dict[str, Storefront]:
     """The named configurations the CLI compares, all with the same page shape.
 
-    ``static``: fixed themes for everyone; ``history``: themes from the user's
-    history (no model); ``local``: the local model; ``http``: an
+    ``history``: ``Storefront(catalog, llm=None)``, the default without a
+    model; ``static``: fixed themes for everyone (a strawman kept for
+    regression checks, not a baseline to quote); ``local``: the local model; ``http``: an
     OpenAI-compatible server at ``base_url`` serving ``model``.
     """
     from ..filtering.lexical import LexicalRelevanceFilter

@@ -24,16 +24,22 @@ __all__ = [
     "density",
     "department_coverage",
     "discovery_recall",
+    "discovery_recall_at",
     "diversity",
     "hit_rate",
     "keyword_utilisation",
+    "list_hit_rate",
+    "list_recall",
     "mean_placement_size",
     "nanmean",
     "next_basket_recall",
     "novelty",
     "on_theme_from_filter",
     "on_theme_from_report",
+    "position_weighted_recall",
+    "position_weights",
     "precision_on_theme",
+    "unseen_count",
 ]
 
 OnTheme = Callable[[int, Placement, Sequence[Product]], list[bool | None]]
@@ -257,6 +263,85 @@ def discovery_recall(page: Page, targets: Iterable[str], user: UserContext) -> f
     nan when every target product is a repeat purchase.
     """
     return next_basket_recall(page, set(targets) - _history_ids(user))
+
+
+def list_recall(ranked: Iterable[str], targets: Iterable[str]) -> float:
+    """:func:`next_basket_recall` of a plain list of product ids (nan without targets)."""
+    target = set(targets)
+    if not target:
+        return math.nan
+    return len(target & set(ranked)) / len(target)
+
+
+def list_hit_rate(ranked: Iterable[str], targets: Iterable[str]) -> float:
+    """:func:`hit_rate` of a plain list of product ids (nan without targets)."""
+    target = set(targets)
+    if not target:
+        return math.nan
+    return 1.0 if target & set(ranked) else 0.0
+
+
+def unseen_count(page: Page, user: UserContext) -> int:
+    """Number of the page's distinct products absent from the user's history."""
+    return len(_page_ids(page) - _history_ids(user))
+
+
+def discovery_recall_at(
+    ranked: Sequence[str], targets: Iterable[str], user: UserContext, count: int
+) -> float:
+    """Discovery recall of a ranked list at ``count`` unseen products.
+
+    The first ``count`` products of ``ranked`` the user has never interacted
+    with are the list's "new to you" products; the value is the share of the
+    target products absent from the history that are among them (nan when
+    every target is a repeat). A page's own discovery recall is this at its own
+    count of unseen products (:func:`discovery_recall`); a reference list is cut
+    to the page's count, so both offer the same number of new products.
+    """
+    history = _history_ids(user)
+    new_targets = set(targets) - history
+    if not new_targets:
+        return math.nan
+    unseen: list[str] = []
+    seen: set[str] = set()
+    for pid in ranked:
+        if len(unseen) >= count:
+            break
+        if pid not in history and pid not in seen:
+            seen.add(pid)
+            unseen.append(pid)
+    return len(new_targets & seen) / len(new_targets)
+
+
+def position_weights(sizes: Sequence[int]) -> list[list[float]]:
+    """Attention a shopper gives each slot of a page whose placements hold ``sizes`` products:
+    ``1 / log2(i + 2) * 1 / log2(j + 2)`` for product ``j`` of placement ``i`` (both from 0):
+    the first placements, and the first products of each, are seen first."""
+    return [
+        [1.0 / (math.log2(i + 2) * math.log2(j + 2)) for j in range(n)] for i, n in enumerate(sizes)
+    ]
+
+
+def position_weighted_recall(placements: Sequence[Sequence[str]], targets: Iterable[str]) -> float:
+    """Next-basket recall where a hit counts its slot's :func:`position_weights` weight.
+
+    ``placements`` are product-id lists in page order (a reference list is laid
+    out in the evaluated page's placement sizes). Sum of the weights of the
+    slots holding a target product (each product counted at its first slot),
+    divided by the number of target products. nan without targets.
+    """
+    target = set(targets)
+    if not target:
+        return math.nan
+    weights = position_weights([len(pl) for pl in placements])
+    found: set[str] = set()
+    total = 0.0
+    for pl, ws in zip(placements, weights, strict=True):
+        for pid, w in zip(pl, ws, strict=True):
+            if pid in target and pid not in found:
+                found.add(pid)
+                total += w
+    return total / len(target)
 
 
 def hit_rate(page: Page, targets: Iterable[str]) -> float:

@@ -1,32 +1,50 @@
 """Personalised themes without a language model: the baseline the LLM must beat.
 
-From the user's own history: "Buy it again" (frequent and recent products,
-pinned), the user's top aisles, products often bought together with theirs
-(after :meth:`HistoryThemeGenerator.fit` on other users' orders), their stated
-preferences, and popular picks for a cold start.
+A page from the user's own history, laid out as a recommender engineer would:
+
+1. **Buy it again**: the user's regulars (purchase counts, recent orders
+   weighing more).
+2. **One placement per department** they shop (an aisle of it when the
+   department alone holds more of their products than a placement shows):
+   their own products there first, by affinity, then the products of that
+   department they have never bought, most popular first. Popularity is the
+   catalog's (``Product.popularity``); a department the user buys a lot from
+   boosts its popular products (``discovery_boost``).
+3. **More from your past orders**: the rest of their history, so an occasional
+   purchase is not lost because its department did not get a placement.
+4. **Popular picks for you** (new to the user) and, for a cold start, the
+   catalog's popular themes.
+
+The page policy has one knob, ``discovery``: the share of each department
+placement kept for products the user has never bought (0 = their own products
+fill it first; 1 = only new products). More discovery shows more unseen
+products and fewer repeats; see ``docs/evaluation.md`` for what it does to
+next-basket and discovery recall.
+
+Every theme pins its products (``Theme.pinned_product_ids``), computed together
+so that no product appears twice on a page; retrieval only tops up a placement
+whose pinned products run short. :meth:`HistoryThemeGenerator.fit` on other
+users' orders adds a "Goes well with ..." theme (products bought together).
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from ..catalog import Catalog
+from ..exceptions import ConfigurationError
+from ..filtering.safety import SafetyPolicy
 from ..interfaces import ThemeGenerator
 from ..text import normalize
 from ..types import Interaction, Product, Theme, UserContext
 
-__all__ = ["HistoryThemeGenerator", "user_product_weights"]
+__all__ = ["HistoryThemeGenerator", "display_name", "user_product_weights"]
 
 _EVENT_WEIGHT = {"purchase": 1.0, "cart": 0.6, "view": 0.2, "click": 0.3}
-_AISLE_TITLES = (
-    "Your {x} favourites",
-    "More {x} for you",
-    "Stock up on {x}",
-    "Fresh finds in {x}",
-    "Picked for you: {x}",
-    "Explore {x}",
-)
+#: Discovery candidates kept per department (most popular first).
+_POOL_PER_DEPARTMENT = 200
 
 
 def user_product_weights(history: Iterable[Interaction]) -> dict[str, float]:
@@ -42,15 +60,53 @@ def user_product_weights(history: Iterable[Interaction]) -> dict[str, float]:
     return dict(weights)
 
 
-def _display(name: str) -> str:
-    """Aisle/department names in catalogs are often lower case: make them title-like."""
-    small = {"and", "or", "of", "the", "in", "for", "with"}
+def display_name(name: str) -> str:
+    """A catalog category name as a title: "oils vinegars" -> "Oils & vinegars".
+
+    Category names often run plural nouns together without punctuation
+    ("chips pretzels", "nuts seeds dried fruit"). A break goes after each plural
+    word that is followed by another word; the last break reads "&", the others
+    ",". Only the first letter is capitalised.
+    """
     words = name.replace("_", " ").split()
-    return " ".join(w if (i and w in small) else w[:1].upper() + w[1:] for i, w in enumerate(words))
+    if not words:
+        return name
+    parts: list[list[str]] = [[]]
+    for i, w in enumerate(words):
+        parts[-1].append(w)
+        if i < len(words) - 1 and _plural(w):
+            parts.append([])
+    phrases = [" ".join(p) for p in parts]
+    text = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " & " + phrases[-1]
+    return text[:1].upper() + text[1:]
+
+
+def _plural(word: str) -> bool:
+    w = word.lower()
+    return len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is"))
+
+
+@dataclass
+class _Group:
+    """A candidate placement: a department, or one aisle of a department."""
+
+    level: str  # "department" | "aisle"
+    name: str
+    department: str
+    own: list[str] = field(default_factory=list)
 
 
 class HistoryThemeGenerator(ThemeGenerator):
-    """Themes from the user's own purchases; popular picks when there are none."""
+    """Themes from the user's own purchases and the catalog's popularity, no model.
+
+    ``placements`` and ``products_per_theme`` are the page's shape (the
+    storefront passes its own); ``discovery`` in [0, 1] is the share of each
+    department placement kept for products new to the user; ``discovery_boost``
+    multiplies a new product's popularity by ``1 + boost * share`` where
+    ``share`` is the user's share of purchases in its department (0 = plain
+    popularity). Products ``safety`` restricts (age-restricted categories) are
+    left out for users who are not age-verified.
+    """
 
     source = "history"
 
@@ -63,19 +119,37 @@ class HistoryThemeGenerator(ThemeGenerator):
         catalog: Catalog,
         *,
         buy_again: bool = True,
-        pins_per_aisle: int = 4,
-        max_pinned: int = 30,
+        discovery: float = 0.25,
+        discovery_boost: float = 8.0,
+        placements: int = 8,
+        products_per_theme: int = 20,
+        past_orders: bool = True,
+        safety: SafetyPolicy | None = None,
     ) -> None:
+        if not 0.0 <= discovery <= 1.0:
+            raise ConfigurationError(f"discovery must be in [0, 1], got {discovery}")
+        if discovery_boost < 0:
+            raise ConfigurationError(f"discovery_boost must be >= 0, got {discovery_boost}")
+        if placements < 1 or products_per_theme < 1:
+            raise ConfigurationError("placements and products_per_theme must be >= 1")
         self.catalog = catalog
         self.buy_again = buy_again
-        self.pins_per_aisle = pins_per_aisle
-        self.max_pinned = max_pinned
+        self.discovery = discovery
+        self.discovery_boost = discovery_boost
+        self.placements = placements
+        self.products_per_theme = products_per_theme
+        self.past_orders = past_orders
+        # Age-restricted products (alcohol, by default) are left out of the themes of a user
+        # who is not age-verified: the storefront's SafetyGate would drop them (and a theme
+        # naming their aisle) anyway, leaving holes. The gate still enforces the real policy.
+        self.safety = safety if safety is not None else SafetyPolicy()
+        self._restricted: dict[str, bool] = {}
         self._copurchase: dict[str, Counter[str]] = {}
         self._popular_cache: list[Theme] | None = None
+        self._pool: dict[str, list[Product]] | None = None
         # The last (user, n, themes): a page asks twice for the same user (the LLM theme
         # generator's "Buy it again", then the storefront's fallback themes).
         self._last: tuple[UserContext, int, list[Theme]] | None = None
-        self._phrase_memo: dict[tuple[str, ...], list[str]] = {}
 
     # -- optional fitting -------------------------------------------------------------
     def fit(self, users: Iterable[UserContext]) -> HistoryThemeGenerator:
@@ -105,13 +179,24 @@ class HistoryThemeGenerator(ThemeGenerator):
         self._last = (user, n, themes)
         return list(themes)
 
+    def _allowed(self, pid: str) -> bool:
+        hit = self._restricted.get(pid)
+        if hit is None:
+            hit = self._restricted[pid] = (
+                self.safety.restricted_product(self.catalog[pid]) is not None
+            )
+        return not hit
+
     def _generate(self, user: UserContext, n: int) -> list[Theme]:
         weights = {
             pid: w for pid, w in user_product_weights(user.history).items() if pid in self.catalog
         }
-        themes: list[Theme] = []
-        if weights:
-            themes.extend(self._personal(user, weights, n))
+        banned: set[str] = set()
+        if not user.age_verified:
+            banned = {pid for pid in weights if not self._allowed(pid)}
+        themes: list[Theme] = (
+            self._personal(weights, n, banned, not user.age_verified) if weights else []
+        )
         for pref in user.preferences[:2]:
             if len(themes) >= n:
                 break
@@ -119,7 +204,7 @@ class HistoryThemeGenerator(ThemeGenerator):
             if clean:
                 themes.append(
                     Theme(
-                        title=f"{_display(clean)} picks"[:60],
+                        title=f"{display_name(clean)} picks"[:60],
                         description=f"Because you told us you like {clean}.",
                         concepts=[clean],
                         kind="preference",
@@ -130,66 +215,235 @@ class HistoryThemeGenerator(ThemeGenerator):
             themes.extend(self._popular_themes(n - len(themes), exclude={t.title for t in themes}))
         return themes[:n]
 
-    def _personal(self, user: UserContext, weights: dict[str, float], n: int) -> list[Theme]:
-        ranked = sorted(weights, key=lambda pid: -weights[pid])
-        themes: list[Theme] = []
-        shown: set[str] = set()
-        if self.buy_again:
-            pinned = ranked[: self.max_pinned]
-            shown.update(pinned)
-            top_aisles = [
-                a for a, _ in Counter(self.catalog[p].aisle for p in pinned).most_common(3) if a
-            ]
-            names = ", ".join(self.catalog[p].title for p in pinned[:3])
-            themes.append(
-                Theme(
-                    title="Buy it again",
-                    description=f"Your regulars, like {names}."[:200],
-                    concepts=top_aisles,
-                    kind="buy_again",
-                    source="history",
-                    pinned_product_ids=pinned,
-                )
-            )
-        aisle_weight: dict[str, float] = defaultdict(float)
-        by_aisle: dict[str, list[str]] = defaultdict(list)
+    # -- the personal page ----------------------------------------------------------------
+    def _pool_by_department(self) -> dict[str, list[Product]]:
+        """Products with some popularity, most popular first, per department (once per catalog)."""
+        if self._pool is None:
+            pool: dict[str, list[Product]] = defaultdict(list)
+            for p in sorted(self.catalog, key=lambda p: -p.popularity):
+                if p.popularity <= 0:
+                    break
+                if len(pool[p.department]) < _POOL_PER_DEPARTMENT:
+                    pool[p.department].append(p)
+            self._pool = dict(pool)
+        return self._pool
+
+    def _new_products(self, weights: dict[str, float], dept_share: dict[str, float]) -> list[str]:
+        """Products the user never bought, by popularity boosted in their departments."""
+        boost = self.discovery_boost
+        scored: list[tuple[float, str]] = []
+        for dept, products in self._pool_by_department().items():
+            factor = 1.0 + boost * dept_share.get(dept, 0.0)
+            scored.extend((p.popularity * factor, p.id) for p in products if p.id not in weights)
+        scored.sort(key=lambda t: (-t[0], t[1]))
+        return [pid for _, pid in scored]
+
+    def _personal(
+        self, weights: dict[str, float], n: int, banned: set[str], restrict: bool
+    ) -> list[Theme]:
+        cat = self.catalog
+        size = self.products_per_theme
+        ranked = sorted((p for p in weights if p not in banned), key=lambda p: (-weights[p], p))
+        dept_w: dict[str, float] = defaultdict(float)
         for pid in ranked:
-            p = self.catalog[pid]
-            if p.aisle:
-                aisle_weight[p.aisle] += weights[pid]
-                by_aisle[p.aisle].append(pid)
-        top_aisles = sorted(aisle_weight, key=lambda a: -aisle_weight[a])[:n]
-        for i, aisle in enumerate(top_aisles):
-            products = [self.catalog[pid] for pid in by_aisle[aisle]]
-            pins = [pid for pid in by_aisle[aisle] if pid not in shown][: self.pins_per_aisle]
-            shown.update(pins)
-            concepts = [aisle, *self._phrases(by_aisle[aisle], products)]
-            themes.append(
-                Theme(
-                    title=_AISLE_TITLES[i % len(_AISLE_TITLES)].format(x=_display(aisle))[:60],
-                    description=f"More from {aisle}, the aisle you shop most.",
-                    concepts=list(dict.fromkeys(concepts))[:5],
-                    kind="aisle",
-                    source="history",
-                    departments=[products[0].department] if products[0].department else [],
-                    pinned_product_ids=pins,
+            dept_w[cat[pid].department] += weights[pid]
+        total = sum(dept_w.values()) or 1.0
+        new = self._new_products(weights, {d: w / total for d, w in dept_w.items()})
+        if restrict:
+            new = [p for p in new if self._allowed(p)]
+        shown: set[str] = set(banned)
+
+        def take(ids: Iterable[str], k: int) -> list[str]:
+            out: list[str] = []
+            for pid in ids:
+                if len(out) >= k:
+                    break
+                if pid not in shown:
+                    out.append(pid)
+                    shown.add(pid)
+            return out
+
+        head: list[Theme] = []
+        if self.buy_again:
+            pinned = take(ranked, size)
+            names = ", ".join(cat[p].title for p in pinned[:3])
+            head.append(
+                self._pinned_theme(
+                    "Buy it again", f"Your regulars, like {names}.", "buy_again", pinned
                 )
             )
         if self._copurchase:
-            themes[2:2] = self._together(ranked, shown)
+            head.extend(self._together(ranked, shown, take))
+
+        # 1. Department (or aisle) placements with the user's own products, best first;
+        #    the page keeps a slot for the rest of the history and one for popular picks.
+        reserve = round(self.discovery * size)
+        tail_slots = (1 if self.past_orders else 0) + 1
+        slots = max(self.placements - len(head) - tail_slots, 0)
+        used: set[tuple[str, str]] = set()
+        groups: list[tuple[_Group, list[str]]] = []
+        while len(groups) < slots:
+            group = self._best_group(ranked, weights, new, shown, used, size - reserve)
+            if group is None or not group.own:
+                break
+            used.add((group.level, group.name))
+            groups.append((group, take(group.own, size - reserve)))
+        past = take(ranked, size) if self.past_orders else []
+
+        # 2. Discovery: the best new products for the room left on the page go to the
+        #    placement of their department, the others to "Popular picks for you".
+        room = (len(groups) * size - sum(len(own) for _, own in groups)) + size
+        budget = [p for p in new if p not in shown][:room]
+        fresh: list[list[str]] = [[] for _ in groups]
+        picks: list[str] = []
+        for pid in budget:
+            for i, (group, own) in enumerate(groups):
+                if len(own) + len(fresh[i]) < size and self._in_group(pid, group):
+                    fresh[i].append(pid)
+                    break
+            else:
+                if len(picks) < size:
+                    picks.append(pid)
+                    continue
+                continue
+            shown.add(pid)
+        shown.update(picks)
+        # 3. A department placement still short is topped up with its next new products.
+        for i, (group, own) in enumerate(groups):
+            short = size - len(own) - len(fresh[i])
+            if short > 0:
+                fresh[i].extend(take((p for p in new if self._in_group(p, group)), short))
+
+        themes = [
+            *head,
+            *(self._group_theme(g, own, f) for (g, own), f in zip(groups, fresh, strict=True)),
+        ]
+        if past:
+            themes.append(
+                self._pinned_theme(
+                    "Back in your basket",
+                    "Things you bought before, now and then.",
+                    "past_orders",
+                    past,
+                )
+            )
+        if picks:
+            themes.append(
+                self._pinned_theme(
+                    "Popular picks for you",
+                    "What other shoppers buy most that you have not tried yet.",
+                    "popular",
+                    picks,
+                )
+            )
+        # 4. Spare themes (for placements a gate drops): more departments, new products only.
+        while len(themes) < n:
+            group = self._best_group(ranked, weights, new, shown, used, size)
+            if group is None:
+                break
+            used.add((group.level, group.name))
+            own = take(group.own, size)
+            extra = take((p for p in new if self._in_group(p, group)), size - len(own))
+            if not own and not extra:
+                break
+            themes.append(self._group_theme(group, own, extra))
         return themes
 
-    def _phrases(self, ids: list[str], products: Sequence[Product]) -> list[str]:
-        """:func:`_title_phrases` of these products, remembered (a user's aisles repeat)."""
-        key = tuple(ids)
-        hit = self._phrase_memo.get(key)
-        if hit is None:
-            if len(self._phrase_memo) > 50_000:
-                self._phrase_memo.clear()
-            hit = self._phrase_memo[key] = _title_phrases(products, 3)
-        return hit
+    def _in_group(self, pid: str, group: _Group) -> bool:
+        p = self.catalog[pid]
+        return (p.department if group.level == "department" else p.aisle) == group.name
 
-    def _together(self, ranked: Sequence[str], shown: set[str]) -> list[Theme]:
+    def _pinned_theme(self, title: str, description: str, kind: str, ids: list[str]) -> Theme:
+        aisles = [a for a, _ in Counter(self.catalog[p].aisle for p in ids).most_common(3) if a]
+        return Theme(
+            title=title[:60],
+            description=description[:200],
+            concepts=aisles,
+            kind=kind,
+            source="history",
+            pinned_product_ids=ids,
+        )
+
+    def _best_group(
+        self,
+        ranked: Sequence[str],
+        weights: dict[str, float],
+        new: Sequence[str],
+        shown: set[str],
+        used: set[tuple[str, str]],
+        own_room: int,
+    ) -> _Group | None:
+        """The department (or, for a department too big for one placement, the aisle) with
+        the most remaining affinity; without remaining history, that of the most popular
+        remaining new product."""
+        cat = self.catalog
+        by_dept: dict[str, list[str]] = defaultdict(list)
+        for pid in ranked:
+            if pid not in shown:
+                by_dept[cat[pid].department].append(pid)
+        split = {d for level, d in used if level == "aisle-of"}
+        groups: list[_Group] = []
+        for dept, ids in by_dept.items():
+            if ("department", dept) in used:
+                continue
+            if len(ids) <= max(own_room, 1) and dept not in split:
+                groups.append(_Group("department", dept, dept, ids))
+                continue
+            by_aisle: dict[str, list[str]] = defaultdict(list)
+            for pid in ids:
+                by_aisle[cat[pid].aisle].append(pid)
+            groups.extend(
+                _Group("aisle", a, dept, a_ids)
+                for a, a_ids in by_aisle.items()
+                if ("aisle", a) not in used
+            )
+        if groups:
+            best = max(groups, key=lambda g: sum(weights[p] for p in g.own[: max(own_room, 1)]))
+            if best.level == "aisle":
+                used.add(("aisle-of", best.department))
+            return best
+        for pid in new:
+            if pid in shown:
+                continue
+            dept = cat[pid].department
+            if ("department", dept) not in used and dept not in {
+                d for level, d in used if level == "aisle-of"
+            }:
+                return _Group("department", dept, dept, [])
+        return None
+
+    def _group_theme(self, group: _Group, own: list[str], fresh: list[str]) -> Theme:
+        name = display_name(group.name) if group.name else "More for you"
+        mostly_new = len(fresh) > len(own)
+        title = f"Discover {name[:1].lower()}{name[1:]}" if mostly_new else name
+        if own and fresh:
+            description = f"Your usual {group.name}, and popular ones you have not tried."
+        elif own:
+            description = f"Your usual {group.name}."
+        else:
+            description = f"Popular {group.name} you have not tried yet."
+        ids = own + fresh
+        concepts = [group.name, *self._phrases(ids)]
+        return Theme(
+            title=title[:60],
+            description=description[:200],
+            concepts=list(dict.fromkeys(c for c in concepts if c))[:5],
+            kind=group.level,
+            source="history",
+            departments=[group.department] if group.department else [],
+            pinned_product_ids=ids,
+        )
+
+    def _phrases(self, ids: list[str]) -> list[str]:
+        """The most frequent title phrases of a placement's products (keyword seeds)."""
+        return _title_phrases([self.catalog[p] for p in ids[:10]], 3)
+
+    def _together(
+        self,
+        ranked: Sequence[str],
+        shown: set[str],
+        take: Callable[[Iterable[str], int], list[str]],
+    ) -> list[Theme]:
         for anchor in ranked[:5]:
             partners = [
                 pid
@@ -198,16 +452,13 @@ class HistoryThemeGenerator(ThemeGenerator):
             ]
             if len(partners) >= 3:
                 p = self.catalog[anchor]
+                ids = take(partners, self.products_per_theme)
                 return [
-                    Theme(
-                        title=f"Goes well with {p.title}"[:60],
-                        description=f"Often bought together with {p.title}.",
-                        concepts=list(dict.fromkeys(self.catalog[x].aisle for x in partners[:10]))[
-                            :5
-                        ],
-                        kind="bought_together",
-                        source="history",
-                        pinned_product_ids=partners[:20],
+                    self._pinned_theme(
+                        f"Goes well with {p.title}",
+                        f"Often bought together with {p.title}.",
+                        "bought_together",
+                        ids,
                     )
                 ]
         return []
@@ -231,7 +482,7 @@ class HistoryThemeGenerator(ThemeGenerator):
                     ],
                     kind="popular",
                     source="history",
-                    pinned_product_ids=[p.id for p in popular[:30]],
+                    pinned_product_ids=[p.id for p in popular[: self.products_per_theme]],
                 )
             )
         dept_pop: dict[str, float] = defaultdict(float)
@@ -245,7 +496,9 @@ class HistoryThemeGenerator(ThemeGenerator):
             aisles = [a for a, _ in dept_aisles[dept].most_common(3)]
             themes.append(
                 Theme(
-                    title=f"Popular in {_display(dept)}"[:60],
+                    title=f"Popular in {display_name(dept)[:1].lower()}{display_name(dept)[1:]}"[
+                        :60
+                    ],
                     description=f"Best sellers from {dept}.",
                     concepts=[dept, *aisles][:5],
                     kind="popular",
