@@ -29,9 +29,11 @@ users' orders adds a "Goes well with ..." theme (products bought together).
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 from ..catalog import Catalog
 from ..exceptions import ConfigurationError
@@ -144,6 +146,7 @@ class HistoryThemeGenerator(ThemeGenerator):
         # naming their aisle) anyway, leaving holes. The gate still enforces the real policy.
         self.safety = safety if safety is not None else SafetyPolicy()
         self._restricted: dict[str, bool] = {}
+        self._terms: dict[str, list[str]] = {}
         self._copurchase: dict[str, Counter[str]] = {}
         self._popular_cache: list[Theme] | None = None
         self._pool: dict[str, list[Product]] | None = None
@@ -228,15 +231,29 @@ class HistoryThemeGenerator(ThemeGenerator):
             self._pool = dict(pool)
         return self._pool
 
-    def _new_products(self, weights: dict[str, float], dept_share: dict[str, float]) -> list[str]:
-        """Products the user never bought, by popularity boosted in their departments."""
+    def _new_products(
+        self, weights: dict[str, float], dept_share: dict[str, float], restrict: bool, limit: int
+    ) -> list[str]:
+        """The first ``limit`` products the user never bought, by popularity boosted in their
+        departments (a merge of the per-department lists: the boost is per department)."""
         boost = self.discovery_boost
-        scored: list[tuple[float, str]] = []
+        streams: list[Iterator[tuple[float, str]]] = []
         for dept, products in self._pool_by_department().items():
             factor = 1.0 + boost * dept_share.get(dept, 0.0)
-            scored.extend((p.popularity * factor, p.id) for p in products if p.id not in weights)
-        scored.sort(key=lambda t: (-t[0], t[1]))
-        return [pid for _, pid in scored]
+            streams.append(
+                (-p.popularity * factor, p.id)
+                for p in products
+                if p.id not in weights and (not restrict or self._allowed(p.id))
+            )
+        return [pid for _, pid in islice(heapq.merge(*streams), limit)]
+
+    def _group_new(self, group: _Group, weights: dict[str, float], restrict: bool) -> Iterator[str]:
+        """Products of ``group`` the user never bought, most popular first."""
+        for p in self._pool_by_department().get(group.department, ()):
+            if group.level == "aisle" and p.aisle != group.name:
+                continue
+            if p.id not in weights and (not restrict or self._allowed(p.id)):
+                yield p.id
 
     def _personal(
         self, weights: dict[str, float], n: int, banned: set[str], restrict: bool
@@ -248,9 +265,10 @@ class HistoryThemeGenerator(ThemeGenerator):
         for pid in ranked:
             dept_w[cat[pid].department] += weights[pid]
         total = sum(dept_w.values()) or 1.0
-        new = self._new_products(weights, {d: w / total for d, w in dept_w.items()})
-        if restrict:
-            new = [p for p in new if self._allowed(p)]
+        limit = len(banned) + (self.placements + n) * size
+        new = self._new_products(
+            weights, {d: w / total for d, w in dept_w.items()}, restrict, limit
+        )
         shown: set[str] = set(banned)
 
         def take(ids: Iterable[str], k: int) -> list[str]:
@@ -297,8 +315,10 @@ class HistoryThemeGenerator(ThemeGenerator):
         fresh: list[list[str]] = [[] for _ in groups]
         picks: list[str] = []
         for pid in budget:
+            product = cat[pid]
             for i, (group, own) in enumerate(groups):
-                if len(own) + len(fresh[i]) < size and self._in_group(pid, group):
+                name = product.department if group.level == "department" else product.aisle
+                if len(own) + len(fresh[i]) < size and name == group.name:
                     fresh[i].append(pid)
                     break
             else:
@@ -312,7 +332,7 @@ class HistoryThemeGenerator(ThemeGenerator):
         for i, (group, own) in enumerate(groups):
             short = size - len(own) - len(fresh[i])
             if short > 0:
-                fresh[i].extend(take((p for p in new if self._in_group(p, group)), short))
+                fresh[i].extend(take(self._group_new(group, weights, restrict), short))
 
         themes = [
             *head,
@@ -343,15 +363,11 @@ class HistoryThemeGenerator(ThemeGenerator):
                 break
             used.add((group.level, group.name))
             own = take(group.own, size)
-            extra = take((p for p in new if self._in_group(p, group)), size - len(own))
+            extra = take(self._group_new(group, weights, restrict), size - len(own))
             if not own and not extra:
                 break
             themes.append(self._group_theme(group, own, extra))
         return themes
-
-    def _in_group(self, pid: str, group: _Group) -> bool:
-        p = self.catalog[pid]
-        return (p.department if group.level == "department" else p.aisle) == group.name
 
     def _pinned_theme(self, title: str, description: str, kind: str, ids: list[str]) -> Theme:
         aisles = [a for a, _ in Counter(self.catalog[p].aisle for p in ids).most_common(3) if a]
@@ -435,8 +451,16 @@ class HistoryThemeGenerator(ThemeGenerator):
         )
 
     def _phrases(self, ids: list[str]) -> list[str]:
-        """The most frequent title phrases of a placement's products (keyword seeds)."""
-        return _title_phrases([self.catalog[p] for p in ids[:10]], 3)
+        """The most frequent title phrases of a placement's first products (keyword seeds)."""
+        counts: Counter[str] = Counter()
+        for pid in ids[:10]:
+            terms = self._terms.get(pid)
+            if terms is None:
+                if len(self._terms) > 200_000:
+                    self._terms.clear()
+                terms = self._terms[pid] = _title_terms(self.catalog[pid])
+            counts.update(terms)
+        return [w for w, _ in counts.most_common(3)]
 
     def _together(
         self,
@@ -509,14 +533,10 @@ class HistoryThemeGenerator(ThemeGenerator):
         return themes
 
 
-def _title_phrases(products: Sequence[Product], k: int) -> list[str]:
-    """The most frequent two-word (else one-word) phrases of a set of product titles."""
-    counts: Counter[str] = Counter()
-    for p in products:
-        words = [w for w in normalize(p.title).split() if len(w) > 2 and not w.isdigit()]
-        # dict.fromkeys, not set: ties in most_common keep first-seen order, whatever
-        # the process's hash seed (a set's order would change pages between runs).
-        pairs = [" ".join(words[i : i + 2]) for i in range(len(words) - 1)]
-        counts.update(list(dict.fromkeys(pairs)))
-        counts.update(list(dict.fromkeys(words)))
-    return [w for w, _ in counts.most_common(k)]
+def _title_terms(product: Product) -> list[str]:
+    """A title's distinct two-word phrases, then its words (longer than two letters)."""
+    words = [w for w in normalize(product.title).split() if len(w) > 2 and not w.isdigit()]
+    # dict.fromkeys, not set: ties in most_common keep first-seen order, whatever
+    # the process's hash seed (a set's order would change pages between runs).
+    pairs = [" ".join(words[i : i + 2]) for i in range(len(words) - 1)]
+    return list(dict.fromkeys(pairs)) + list(dict.fromkeys(words))
