@@ -237,14 +237,16 @@ class HistoryThemeGenerator(ThemeGenerator):
         """The first ``limit`` products the user never bought, by popularity boosted in their
         departments (a merge of the per-department lists: the boost is per department)."""
         boost = self.discovery_boost
-        streams: list[Iterator[tuple[float, str]]] = []
-        for dept, products in self._pool_by_department().items():
-            factor = 1.0 + boost * dept_share.get(dept, 0.0)
-            streams.append(
-                (-p.popularity * factor, p.id)
-                for p in products
-                if p.id not in weights and (not restrict or self._allowed(p.id))
-            )
+
+        def stream(products: list[Product], factor: float) -> Iterator[tuple[float, str]]:
+            for p in products:
+                if p.id not in weights and (not restrict or self._allowed(p.id)):
+                    yield -p.popularity * factor, p.id
+
+        streams = [
+            stream(products, 1.0 + boost * dept_share.get(dept, 0.0))
+            for dept, products in self._pool_by_department().items()
+        ]
         return [pid for _, pid in islice(heapq.merge(*streams), limit)]
 
     def _group_new(self, group: _Group, weights: dict[str, float], restrict: bool) -> Iterator[str]:
