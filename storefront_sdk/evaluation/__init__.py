@@ -4,12 +4,13 @@
 
     from storefront_sdk.evaluation import load_instacart_users, evaluate, HeuristicJudge
     cases = load_instacart_users("data/instacart/users_1_40", catalog)
-    report = evaluate(cases, {"static": sf_static, "history": sf_history})
+    report = evaluate(cases, {"history": sf})  # popular and buy_again beside it
     print(report.table())
 """
 
 from .harness import CaseResult, EvalReport, evaluate, standard_configs
 from .instacart import EvalCase, history_popularity, load_instacart_users
+from .judge_relevance import JudgeRelevanceModel, RelevanceModelJudge
 from .judges import HeuristicJudge, LLMJudge, title_problems
 from .metrics import (
     OnTheme,
@@ -28,15 +29,20 @@ from .metrics import (
     on_theme_from_report,
     precision_on_theme,
 )
+from .references import REFERENCES, buy_again_list, popular_list
 
 __all__ = [
+    "REFERENCES",
     "CaseResult",
     "EvalCase",
     "EvalReport",
     "HeuristicJudge",
+    "JudgeRelevanceModel",
     "LLMJudge",
     "OnTheme",
+    "RelevanceModelJudge",
     "aisle_coverage",
+    "buy_again_list",
     "density",
     "department_coverage",
     "discovery_recall",
@@ -52,6 +58,7 @@ __all__ = [
     "novelty",
     "on_theme_from_filter",
     "on_theme_from_report",
+    "popular_list",
     "precision_on_theme",
     "standard_configs",
     "title_problems",

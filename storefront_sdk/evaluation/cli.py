@@ -42,6 +42,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         "--base-url", default=None, help="OpenAI-compatible server for the 'http' config"
     )
     p.add_argument("--model", default=None, help="model name on --base-url")
+    p.add_argument(
+        "--judge",
+        choices=("heuristic", "llm"),
+        default="heuristic",
+        help="heuristic (default): a relevance model trained on human labels, independent of "
+        "the pipeline's filter; llm: rubric prompts to --base-url/--model",
+    )
     p.add_argument("--out", type=Path, default=Path("eval-report"), help="output folder")
     p.add_argument("--pages", type=int, default=3, help="sample pages kept per configuration")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -75,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.judge == "llm" and not (args.base_url and args.model):
+        print("storefront eval: --judge llm needs --base-url and --model", file=sys.stderr)
+        return 2
     if "http" in names and not (args.base_url and args.model):
         print(
             "storefront eval: the 'http' configuration needs --base-url and --model",
@@ -89,7 +99,15 @@ def run(args: argparse.Namespace) -> int:
         # Popularity from the evaluated histories only, shared by every configuration.
         catalog = catalog.with_popularity(history_popularity(cases))
         configs = standard_configs(catalog, names, base_url=args.base_url, model=args.model)
-        report = evaluate(cases, configs, keep_pages=args.pages, progress=not args.quiet)
+        judge = None
+        if args.judge == "llm":
+            from ..llm.openai import OpenAICompatibleLLM
+            from .judges import LLMJudge
+
+            judge = LLMJudge(OpenAICompatibleLLM(args.base_url, args.model), catalog=catalog)
+        report = evaluate(
+            cases, configs, judge=judge, keep_pages=args.pages, progress=not args.quiet
+        )
     except StorefrontError as exc:
         print(f"storefront eval: {exc}", file=sys.stderr)
         return 1

@@ -333,8 +333,9 @@ def evaluate(
     """Build, judge and measure every case's page under each configuration.
 
     ``judge`` decides on-theme products for P-T@k (default: a
-    :class:`~.judges.HeuristicJudge` with the lexical filter over the first
-    configuration's catalog).
+    :class:`~.judge_relevance.RelevanceModelJudge` over the first
+    configuration's catalog: a relevance model trained on human labels, not
+    the pipeline's filter).
     K-U issues each keyword to the configuration's own retriever and judges the
     results with ``ku_filter`` (default: the judge's filter when it has one,
     else the configuration's). ``min_products`` defaults to each configuration's
@@ -365,9 +366,10 @@ def evaluate(
     ks = sorted(set(k))
     first = next(iter(configs.values()))
     if judge is None:
-        # The storefront's lexical baseline filter (its fallback filter, over its catalog):
-        # the judge's default filter, without a second TF-IDF index.
-        judge = HeuristicJudge(first.fallback_filter, catalog=first.catalog)
+        # Never the pipeline's own filter: a relevance model trained on human labels.
+        from .judge_relevance import RelevanceModelJudge
+
+        judge = RelevanceModelJudge(first.catalog)
     stream: TextIO | None = sys.stderr if progress is True else (progress or None)
     refs = list(references)
     report = EvalReport(

@@ -41,12 +41,16 @@ from numpy.typing import NDArray
 from ..catalog import Catalog
 from ..exceptions import ConfigurationError
 from ..interfaces import RelevanceFilter
-from ..types import Product, Theme
+from ..types import JudgeReport, Page, Product, Theme, UserContext, Verdict
+from .judges import HeuristicJudge
 
 __all__ = [
     "FEATURES",
+    "JUDGE_GENERIC_WORDS",
+    "TRUSTED_PIN_KINDS",
     "JudgeRelevanceModel",
     "PairFeatures",
+    "RelevanceModelJudge",
     "TreeEnsemble",
     "export_trees",
     "pair_features",
@@ -311,7 +315,7 @@ class JudgeRelevanceModel(RelevanceFilter):
         if self._features is None:
             if self.catalog is None:
                 raise ConfigurationError("JudgeRelevanceModel needs a catalog or pair_features")
-            self._features = PairFeatures(p.title for p in self.catalog)
+            self._features = PairFeatures(_product_text(p) for p in self.catalog)
         return self._features
 
     def score_texts(self, queries: Sequence[str], titles: Sequence[str]) -> list[float]:
@@ -322,7 +326,12 @@ class JudgeRelevanceModel(RelevanceFilter):
         return [float(v) for v in self.trees.predict_proba(x)]
 
     def score(self, theme: Theme, products: Sequence[Product]) -> list[float]:
-        return self.score_texts([theme.title] * len(products), [p.title for p in products])
+        """P(relevant) of each product (title, aisle, department) for the theme's title."""
+        return self.score_texts([theme.title] * len(products), [_product_text(p) for p in products])
+
+
+def _product_text(p: Product) -> str:
+    return " ".join(x for x in (p.title, p.aisle, p.department) if x)
 
 
 def load_model(path: str | Path | None = None) -> dict[str, Any]:
@@ -348,3 +357,158 @@ def load_model(path: str | Path | None = None) -> dict[str, Any]:
     if not isinstance(data, dict) or "trees" not in data or "baseline" not in data:
         raise ConfigurationError(f"{path or _MODEL_FILE}: missing 'trees' or 'baseline'")
     return data
+
+
+# -- the judge ----------------------------------------------------------------------------------
+
+#: Words that name no product: a title made only of these ("Popular picks for you") gives
+#: the relevance model nothing to check, so its products are left unjudged.
+JUDGE_GENERIC_WORDS: frozenset[str] = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "the",
+        "of",
+        "for",
+        "to",
+        "in",
+        "on",
+        "with",
+        "from",
+        "your",
+        "you",
+        "our",
+        "my",
+        "new",
+        "more",
+        "top",
+        "best",
+        "popular",
+        "picks",
+        "pick",
+        "right",
+        "now",
+        "buy",
+        "again",
+        "back",
+        "basket",
+        "regulars",
+        "regular",
+        "favourites",
+        "favorites",
+        "favourite",
+        "favorite",
+        "recommended",
+        "recommendations",
+        "discover",
+        "try",
+        "something",
+        "essentials",
+        "staples",
+        "deals",
+        "sellers",
+        "seller",
+        "trending",
+        "just",
+        "because",
+        "week",
+        "today",
+        "tonight",
+        "everyday",
+        "daily",
+    ]
+)
+
+#: Theme kinds whose pinned products from the user's own history are on theme by
+#: definition ("Buy it again" shows what the user bought; its title names no product).
+TRUSTED_PIN_KINDS: frozenset[str] = frozenset({"buy_again", "past_orders"})
+
+
+class RelevanceModelJudge(HeuristicJudge):
+    """:class:`~.judges.HeuristicJudge` grading on-theme with :class:`JudgeRelevanceModel`.
+
+    Product ``on_theme``: the model's P(relevant) of the product (title, aisle,
+    department) for the placement's title is at least 0.5. Two exceptions,
+    both explicit in the verdict's reason: products a "Buy it again"-style theme
+    (``TRUSTED_PIN_KINDS``) pins from the user's own history are on theme, and
+    a placement whose title names no product (only :data:`JUDGE_GENERIC_WORDS`)
+    is not judged (no verdict value, left out of P-T@k). Placement and page
+    criteria are :class:`~.judges.HeuristicJudge`'s.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog | None = None,
+        *,
+        model: JudgeRelevanceModel | None = None,
+        **kwargs: Any,
+    ) -> None:
+        relevance = model if model is not None else JudgeRelevanceModel(catalog)
+        super().__init__(relevance, relevance.threshold, catalog=catalog, **kwargs)
+        self.model = relevance
+
+    @property
+    def name(self) -> str:
+        return "HeuristicJudge(relevance=JudgeRelevanceModel, trained on Home Depot labels)"
+
+    def judge(self, page: Page, user: UserContext) -> JudgeReport:
+        base = super().judge(page, user)
+        history_ids = {it.product_id for it in user.history}
+        cut = self.model.threshold
+        product_verdicts: dict[tuple[int | None, str | None], Verdict] = {}
+        for i, pl in enumerate(page.placements):
+            top = [sp.product for sp in pl.products[: self.k]]
+            if not top:
+                continue
+            words = [w for w in _tokens(pl.theme.title) if w not in JUDGE_GENERIC_WORDS]
+            trusted = pl.theme.kind in TRUSTED_PIN_KINDS
+            pinned = set(pl.theme.pinned_product_ids)
+            scores = (
+                self.model.score_texts(
+                    [pl.theme.title] * len(top),
+                    [_product_text(p) for p in top],
+                )
+                if words
+                else [math.nan] * len(top)
+            )
+            for p, s in zip(top, scores, strict=True):
+                if trusted and p.id in pinned and p.id in history_ids:
+                    v = Verdict(
+                        level="product",
+                        criterion="on_theme",
+                        reason="pinned by a buy-again theme from the user's own history",
+                        score=None if math.isnan(s) else s,
+                        passed=True,
+                        placement=i,
+                        product_id=p.id,
+                    )
+                elif not words:
+                    v = Verdict(
+                        level="product",
+                        criterion="on_theme",
+                        reason=f"title {pl.theme.title!r} names no product: not judged",
+                        passed=None,
+                        placement=i,
+                        product_id=p.id,
+                    )
+                else:
+                    ok = s >= cut
+                    v = Verdict(
+                        level="product",
+                        criterion="on_theme",
+                        reason=f"P(relevant) {s:.2f} {'>=' if ok else '<'} {cut:.2f} "
+                        f"for {pl.theme.title!r}",
+                        score=s,
+                        passed=ok,
+                        placement=i,
+                        product_id=p.id,
+                    )
+                product_verdicts[(i, p.id)] = v
+        verdicts = [
+            product_verdicts.get((v.placement, v.product_id), v)
+            if v.level == "product" and v.criterion == "on_theme"
+            else v
+            for v in base.verdicts
+        ]
+        return JudgeReport(user_id=base.user_id, judge=self.name, verdicts=verdicts)
