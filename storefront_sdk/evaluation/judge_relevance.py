@@ -82,8 +82,14 @@ FEATURES: tuple[str, ...] = (
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
+#: Function words left out of queries and titles ("Dairy and eggs" is about dairy and eggs).
+_STOP = frozenset(
+    ["a", "an", "and", "or", "the", "of", "for", "to", "in", "on", "with", "by", "at", "from"]
+)
+
+
 def _tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower())
+    return [w for w in _TOKEN.findall(text.lower()) if w not in _STOP]
 
 
 def _stem(word: str) -> str:
