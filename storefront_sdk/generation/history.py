@@ -215,7 +215,22 @@ class HistoryThemeGenerator(ThemeGenerator):
                     )
                 )
         if len(themes) < n:
-            themes.extend(self._popular_themes(n - len(themes), exclude={t.title for t in themes}))
+            shown = {pid for t in themes for pid in t.pinned_product_ids}
+            for t in self._popular_themes(n, exclude={t.title for t in themes}):
+                if len(themes) >= n:
+                    break
+                if t.pinned_product_ids:
+                    # Pins of the catalog-wide list: none the page shows already, none the
+                    # user may not see.
+                    pins = [
+                        p
+                        for p in t.pinned_product_ids
+                        if p not in shown and (user.age_verified or self._allowed(p))
+                    ]
+                    if not pins:
+                        continue
+                    t = t.model_copy(update={"pinned_product_ids": pins})
+                themes.append(t)
         return themes[:n]
 
     # -- the personal page ----------------------------------------------------------------
