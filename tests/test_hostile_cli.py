@@ -93,6 +93,30 @@ def test_eval_base_url_fails_fast(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert_one_line_error(capsys.readouterr().err, "--base-url", "'notaurl'")
 
 
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--users", "0"], ["--users 0"]),
+        (["--users", "-3"], ["--users -3"]),
+        (["--pages", "-1"], ["--pages -1"]),
+    ],
+)
+def test_eval_bad_numbers_fail_fast(
+    extra: list[str], needles: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", "--instacart-dir", str(tmp_path), "--quiet", *extra]) == 2
+    assert_one_line_error(capsys.readouterr().err, *needles)
+
+
+def test_eval_missing_folder_is_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere"
+    args = ["eval", "--instacart-dir", str(missing), "--quiet", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    assert_one_line_error(capsys.readouterr().err, str(missing), "not found")
+
+
 def test_output_to_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*BUILD, "-o", str(tmp_path)]) == 2
     assert_one_line_error(capsys.readouterr().err, str(tmp_path), "is a directory")
