@@ -166,7 +166,6 @@ def _cache(args: argparse.Namespace) -> Any:
     if args.cache_dir:
         from .cache import GenerationCache
 
-
         return GenerationCache(args.cache_dir)
     return "auto"
 
@@ -302,6 +301,10 @@ def _add_eval(sub: Any) -> argparse.ArgumentParser:
     run = p.get_default("func")
 
     def checked(args: argparse.Namespace) -> int:
+        if args.users is not None and args.users < 1:
+            raise UsageError(f"--users {args.users}: give 1 or more (or leave it out: all)")
+        if args.pages < 0:
+            raise UsageError(f"--pages {args.pages}: give 0 or more")
         if args.base_url:  # the same fail-fast URL check as ``build``
             try:
                 base_url(args.base_url)

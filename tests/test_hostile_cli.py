@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,12 +55,13 @@ def assert_one_line_error(stderr: str, *needles: str) -> str:
 
 
 BUILD = ["build", "--user", "demo-1", "--llm", "none"]
+MISSING = f"/nonexistent-{uuid.uuid4().hex}"  # a folder no machine has
 
 
 @pytest.mark.parametrize(
     ("extra", "needles"),
     [
-        (["-o", "/nonexistent/x"], ["--output", "/nonexistent", "does not exist"]),
+        (["-o", f"{MISSING}/x"], ["--output", MISSING, "does not exist"]),
         (["--base-url", "http://[::1", "--llm", "http", "--model", "m"], ["--base-url"]),
         (["--llm", "http", "--model", "m", "--base-url", "notaurl"], ["'notaurl'", "http://"]),
         (["--llm", "http", "--model", "m", "--base-url", "ftp://x"], ["'ftp'", "http://"]),
@@ -69,13 +71,17 @@ BUILD = ["build", "--user", "demo-1", "--llm", "none"]
         (["--products", "600"], ["--products", "less than or equal to 500"]),
         (["--min-products", "-1"], ["--min-products"]),
         (["--format", "xml"], ["--format", "invalid choice"]),
-        (["--catalog", "/nonexistent/products.csv"], ["/nonexistent/products.csv", "not found"]),
+        (["--catalog", f"{MISSING}/products.csv"], [f"{MISSING}/products.csv", "not found"]),
         (["--catalog", "/etc/hostname.txt"], ["--catalog"]),
         (["--llm", "http"], ["--base-url and --model"]),
         (["--cache-dir", __file__], ["--cache-dir", "not a folder"]),
         (["--user", "u" * 50_000], ["unknown demo user", " ..."]),
     ],
-    ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0].startswith("-") else "",
+    ids=lambda v: (
+        " ".join(v).replace(MISSING, "MISSING")[:60]
+        if isinstance(v, list) and v and v[0].startswith("-")
+        else ""
+    ),
 )
 def test_bad_arguments_are_one_line_with_status_2(
     extra: list[str], needles: list[str], capsys: pytest.CaptureFixture[str]
@@ -91,6 +97,30 @@ def test_eval_base_url_fails_fast(tmp_path: Path, capsys: pytest.CaptureFixture[
     args = ["eval", "--instacart-dir", str(tmp_path), "--configs", "http", "--model", "m"]
     assert main([*args, "--base-url", "notaurl", "--out", str(tmp_path / "out")]) == 2
     assert_one_line_error(capsys.readouterr().err, "--base-url", "'notaurl'")
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--users", "0"], ["--users 0"]),
+        (["--users", "-3"], ["--users -3"]),
+        (["--pages", "-1"], ["--pages -1"]),
+    ],
+)
+def test_eval_bad_numbers_fail_fast(
+    extra: list[str], needles: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", "--instacart-dir", str(tmp_path), "--quiet", *extra]) == 2
+    assert_one_line_error(capsys.readouterr().err, *needles)
+
+
+def test_eval_missing_folder_is_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere"
+    args = ["eval", "--instacart-dir", str(missing), "--quiet", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    assert_one_line_error(capsys.readouterr().err, str(missing), "not found")
 
 
 def test_output_to_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -113,7 +143,7 @@ def test_output_to_an_unwritable_file(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_no_traceback_reaches_the_terminal_in_a_real_process() -> None:
     for args in (
-        [*BUILD, "-o", "/nonexistent/x"],
+        [*BUILD, "-o", f"{MISSING}/x"],
         [*BUILD, "--llm", "http", "--model", "m", "--base-url", "http://[::1"],
         [*BUILD, "--placements", "0"],
         ["nosuchcommand"],
@@ -128,11 +158,11 @@ def test_debug_flag_and_env_show_the_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for argv in (["--debug", *BUILD], [*BUILD, "--debug"]):
-        assert main([*argv, "--catalog", "/nonexistent/p.csv"]) == 2
+        assert main([*argv, "--catalog", f"{MISSING}/p.csv"]) == 2
         err = capsys.readouterr().err
         assert "Traceback" in err and err.strip().splitlines()[-1].startswith("storefront: error")
     monkeypatch.setenv("STOREFRONT_DEBUG", "1")
-    assert main([*BUILD, "--catalog", "/nonexistent/p.csv"]) == 2
+    assert main([*BUILD, "--catalog", f"{MISSING}/p.csv"]) == 2
     assert "Traceback" in capsys.readouterr().err
 
 

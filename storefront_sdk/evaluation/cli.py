@@ -108,9 +108,11 @@ def run(args: argparse.Namespace) -> int:
         report = evaluate(
             cases, configs, judge=judge, keep_pages=args.pages, progress=not args.quiet
         )
-    except StorefrontError as exc:
-        print(f"storefront eval: {exc}", file=sys.stderr)
-        return 1
+    except StorefrontError as exc:  # bad input (a catalog, a folder): one line, status 2
+        from ..text import printable
+
+        print(f"storefront eval: error: {printable(str(exc))}", file=sys.stderr)
+        return 2
     print(report.table())
     out: Path = args.out
     json_path = report.to_json(out / "report.json")
