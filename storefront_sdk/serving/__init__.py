@@ -67,4 +67,10 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{module}", __name__), name)
+    mod = import_module(f".{module}", __name__)
+    # Bind every name of that module now: importing ``.precompute`` set the package's
+    # ``precompute`` attribute to the module, and the function must win.
+    for other, where in _WHERE.items():
+        if where == module:
+            globals()[other] = getattr(mod, other)
+    return getattr(mod, name)

@@ -379,8 +379,6 @@ def _ray_rows(
             batch_size=batch_size,
             concurrency=workers,
             num_cpus=1,
-            max_restarts=2,
-            max_task_retries=2,
         )
         for row in out.iter_rows():
             yield dict(row)
