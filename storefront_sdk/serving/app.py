@@ -99,7 +99,9 @@ class _Server:
         experiment: Experiment | None,
         exposures: ExposureSink | None,
         max_builds: int,
+        revalidate: bool = False,
     ) -> None:
+        self.revalidate = revalidate
         self.store = store
         self.sf = {"generative": storefront, "control": baseline}
         self.versions = {k: page_versions(v) for k, v in self.sf.items()}
@@ -240,6 +242,8 @@ class _Server:
                     record = self.cold_record
         self.metrics.requests.labels(source).inc()
         _, shown, envelope = split_record(record)
+        if self.revalidate:
+            envelope = StoredPage.model_validate_json(envelope).model_dump_json().encode()
         head = {"user_id": uid, "arm": arm, "source": source, "note": note}
         if self.experiment is not None:
             head["experiment"] = self.experiment.name
@@ -284,10 +288,16 @@ def create_app(
     deadline_ms: float = 150.0,
     experiment: Experiment | None = None,
     exposures: ExposureSink | None = None,
-    max_builds: int = 4,
+    max_builds: int = 2,
+    revalidate: bool = False,
 ) -> FastAPI:
-    """The page-serving application (see module). ``baseline`` defaults to an
-    ``llm=None`` Storefront over the same catalog; ``users`` maps ids to known shoppers."""
+    """The page-serving application (see module).
+
+    ``baseline`` defaults to an ``llm=None`` Storefront over the same catalog;
+    ``users`` maps ids to known shoppers; ``revalidate`` parses and re-serialises
+    every stored page before answering (slower: the benchmark's baseline, and a
+    debugging aid when a store's contents are in doubt).
+    """
     from fastapi import FastAPI
     from fastapi.responses import Response
 
@@ -297,7 +307,7 @@ def create_app(
         baseline = _Storefront(storefront.catalog, llm=None, cache=None, config=storefront.config)
     server = _Server(
         store, storefront.warm_up(), baseline.warm_up(), users or {}, deadline_ms / 1000.0,
-        experiment, exposures, max(1, max_builds),
+        experiment, exposures, max(1, max_builds), revalidate,
     )  # fmt: skip
 
     @asynccontextmanager
