@@ -167,7 +167,7 @@ def run_wrk(url: str, lua: str, args: argparse.Namespace, server: Server) -> dic
     before_children = os.times()
     cmd = ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "-s", script]
     start = time.perf_counter()
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     wall = time.perf_counter() - start
     after_children = os.times()
     os.unlink(script)
@@ -219,7 +219,7 @@ def main() -> None:
 
     catalog, where = _catalog(args.instacart_dir)
     print(f"catalog: {where}, {len(catalog)} products; cores on this machine: {os.cpu_count()}")
-    print("load average before: %.2f %.2f %.2f" % os.getloadavg())
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     with RedisServer() as redis:
         store = RedisPageStore(redis.url)
         sf = Storefront(catalog, llm=None, cache=None).warm_up()
@@ -293,7 +293,7 @@ def main() -> None:
             print(f"  baseline answers ({reason}): {n:.0f}")
         built = _metric(metrics, 'storefront_requests_total{source="built"}')
         print(f"  generated within the deadline: {built:.0f}")
-    print("load average after: %.2f %.2f %.2f" % os.getloadavg())
+    print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":
