@@ -377,7 +377,7 @@ def _ray_rows(
             fn_constructor_args=(factory, store),
             fn_constructor_kwargs={"variant": variant, "concurrency": concurrency},
             batch_size=batch_size,
-            concurrency=workers,
+            compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=1,
         )
         for row in out.iter_rows():
