@@ -25,6 +25,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--model", help="model name on that server")
+    p.add_argument("--api-key-env", help="environment variable holding the model server's API key")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per model call (30)")
     p.add_argument("--cache", help="generation cache: redis://host:port/db (shared) or a directory")
     p.add_argument("--placements", type=int, default=8, help="placements per page (default: 8)")
@@ -36,9 +37,15 @@ def _spec(args: argparse.Namespace, catalog: str | None) -> Any:
     if args.llm == "http" and (not args.base_url or not args.model):
         raise ConfigurationError("--llm http needs --base-url and --model")
     return StorefrontSpec(
-        catalog=catalog, llm=args.llm, base_url=args.base_url, model=args.model,
-        timeout=args.timeout, cache=args.cache, config={"num_placements": args.placements},
-    )  # fmt: skip
+        catalog=catalog,
+        llm=args.llm,
+        base_url=args.base_url,
+        model=args.model,
+        api_key_env=args.api_key_env,
+        timeout=args.timeout,
+        cache=args.cache,
+        config={"num_placements": args.placements},
+    )
 
 
 def _users(args: argparse.Namespace, sf: Any) -> list[UserContext]:

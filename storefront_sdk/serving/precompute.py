@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -67,6 +68,9 @@ class StorefrontSpec(BaseModel):
     llm: Literal["none", "http"] = "none"
     base_url: str | None = None
     model: str | None = None
+    api_key_env: str | None = None
+    """Name of the environment variable holding the server's API key (read where the
+    Storefront is built, so the key itself never travels inside the spec)."""
     timeout: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=4, ge=0)
     cache: str | None = None
@@ -82,9 +86,15 @@ class StorefrontSpec(BaseModel):
                 raise ConfigurationError("llm='http' needs base_url and model")
             from ..llm.openai import OpenAICompatibleLLM
 
+            api_key = None
+            if self.api_key_env:
+                api_key = os.environ.get(self.api_key_env)
+                if not api_key:
+                    raise ConfigurationError(f"environment variable {self.api_key_env} is not set")
             llm = OpenAICompatibleLLM(
                 self.base_url,
                 self.model,
+                api_key=api_key,
                 timeout=self.timeout,
                 max_retries=self.max_retries,
                 response_format="auto",
