@@ -186,3 +186,33 @@ def test_exposure_lines_are_json(tmp_path: Path) -> None:
     sink.emit(b'{"a":1}')
     sink.close()
     assert json.loads((tmp_path / "e.jsonl").read_text()) == {"a": 1}
+
+
+@pytest.mark.slow
+def test_storefront_serve_command(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    port = _port()
+    exposures = tmp_path / "exposures.jsonl"
+    cmd = [sys.executable, "-m", "storefront_sdk.cli", "serve", "--store", str(tmp_path / "pages")]
+    cmd += ["--port", str(port), "--experiment", "home", "--exposures", str(exposures)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/healthz", timeout=1.0).json()["status"] == "ok":
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        body = httpx.get(url + "/v1/pages/demo-1", timeout=10.0).json()
+        assert body["arm"] == Experiment(name="home").assign("demo-1")
+        assert body["stored"]["page"]["placements"]
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=20)[0].decode(errors="replace")
+    assert proc.returncode in (0, -15), out
+    assert read_exposures(exposures)[0].user_id == "demo-1"
