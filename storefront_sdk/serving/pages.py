@@ -12,7 +12,7 @@ read per page); the middle line (page id, placements and their product ids) is w
 an exposure event records. Stores:
 
 * :class:`MemoryPageStore`: a dict, for one process (tests, notebooks);
-* :class:`DiskPageStore`: diskcache (SQLite) in a directory, the embedded default,
+* :class:`DiskPageStore`: one SQLite file in a directory, the embedded default,
   shared by the processes of one machine;
 * :class:`RedisPageStore`: Redis, shared by every machine (``redis://`` URLs).
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -258,59 +259,89 @@ class MemoryPageStore(PageStore):
 
 
 class DiskPageStore(PageStore):
-    """Pages in a diskcache directory (SQLite): shared by the processes of one machine."""
+    """Pages in one SQLite file in ``directory`` (WAL mode): shared by one machine's processes.
+
+    The embedded default: no server, safe for concurrent readers and writers in
+    several processes (a Ray job on one machine and the page server).
+    """
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory).expanduser()
         self.url = f"file://{self.directory}"
-        self._cache: Any = None
-        self._lock = threading.Lock()
+        self._init_runtime()
+
+    def _init_runtime(self) -> None:
+        self._local = threading.local()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"directory": self.directory, "url": self.url}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._cache = None
-        self._lock = threading.Lock()
+        self._init_runtime()
 
-    def _open(self) -> Any:
-        if self._cache is None:
-            with self._lock:
-                if self._cache is None:
-                    import diskcache
-
-                    self.directory.mkdir(parents=True, exist_ok=True)
-                    self._cache = diskcache.Cache(str(self.directory), size_limit=2**34)
-        return self._cache
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.directory / "pages.sqlite3", timeout=30.0)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS pages (variant TEXT NOT NULL, user_id TEXT NOT NULL,"
+                " tag TEXT NOT NULL, record BLOB NOT NULL, PRIMARY KEY (variant, user_id))"
+            )
+            db.commit()
+            self._local.db = db
+        return db
 
     def get_record(self, variant: str, user_id: str) -> bytes | None:
-        value = self._open().get(f"{variant}/{user_id}", retry=True)
-        return value if isinstance(value, bytes) else None
+        row = (
+            self._db()
+            .execute(
+                "SELECT record FROM pages WHERE variant = ? AND user_id = ?", (variant, user_id)
+            )
+            .fetchone()
+        )
+        return bytes(row[0]) if row is not None else None
 
     def put_record(self, variant: str, user_id: str, record: bytes) -> None:
-        self._open().set(f"{variant}/{_check_id(user_id)}", record, retry=True)
+        db = self._db()
+        tag = record[:TAG_LEN].decode()
+        with db:
+            db.execute(
+                "INSERT OR REPLACE INTO pages (variant, user_id, tag, record) VALUES (?, ?, ?, ?)",
+                (variant, _check_id(user_id), tag, record),
+            )
 
     def tags(self, variant: str, user_ids: Sequence[str]) -> list[str | None]:
-        cache = self._open()
-        out: list[str | None] = []
-        for uid in user_ids:
-            rec = cache.get(f"{variant}/{uid}", retry=True)
-            out.append(rec[:TAG_LEN].decode() if isinstance(rec, bytes) else None)
-        return out
+        db = self._db()
+        found: dict[str, str] = {}
+        ids = list(user_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for uid, tag in db.execute(
+                f"SELECT user_id, tag FROM pages WHERE variant = ? AND user_id IN ({marks})",
+                (variant, *chunk),
+            ):
+                found[uid] = tag
+        return [found.get(uid) for uid in ids]
 
     def count(self) -> int:
-        n: int = len(self._open())
+        n: int = self._db().execute("SELECT COUNT(*) FROM pages").fetchone()[0]
         return n
 
     def clear(self) -> None:
-        self._open().clear(retry=True)
+        db = self._db()
+        with db:
+            db.execute("DELETE FROM pages")
 
     def close(self) -> None:
-        with self._lock:
-            if self._cache is not None:
-                self._cache.close()
-                self._cache = None
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
 
 
 class RedisPageStore(PageStore):
