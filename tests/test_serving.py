@@ -216,3 +216,29 @@ def test_storefront_serve_command(tmp_path: Path) -> None:
         out = proc.communicate(timeout=20)[0].decode(errors="replace")
     assert proc.returncode in (0, -15), out
     assert read_exposures(exposures)[0].user_id == "demo-1"
+
+
+@needs_redis
+def test_a_frozen_redis_does_not_hang_requests(baseline_sf: Storefront) -> None:
+    import os
+    import signal
+
+    srv = RedisServer().start()
+    try:
+        store = RedisPageStore(srv.url, timeout=5.0)  # the deadline, not this, must bound it
+        stored = _store_pages(store, baseline_sf)
+        app = create_app(store, baseline_sf, deadline_ms=300)
+        with serving(app) as client:
+            assert client.get(f"/v1/pages/{stored[0].user_id}").json()["source"] == "store"
+            assert srv._proc is not None
+            os.kill(srv._proc.pid, signal.SIGSTOP)  # accepts connections, never answers
+            try:
+                start = time.perf_counter()
+                r = client.get(f"/v1/pages/{stored[1].user_id}")
+                waited = time.perf_counter() - start
+                assert r.status_code == 200 and r.json()["source"] in ("built", "baseline")
+                assert waited < 3.0  # a hang check, not a speed figure
+            finally:
+                os.kill(srv._proc.pid, signal.SIGCONT)
+    finally:
+        srv.stop()
