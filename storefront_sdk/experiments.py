@@ -288,11 +288,12 @@ class ExperimentReport(BaseModel):
     def summary(self) -> str:
         lines = [f"{'arm':<14}{'users':>8}{'views':>9}{'outcomes':>10}{'rate':>9}  lift"]
         for a in self.arms:
-            lift = (
-                "(control)"
-                if a.lift is None
-                else f"{a.lift:+.2%} [{a.ci_low:+.2%}, {a.ci_high:+.2%}]"
-            )
+            if a.arm == self.control:
+                lift = "(control)"
+            elif a.lift is None:
+                lift = "n/a (no outcome in the control arm)"
+            else:
+                lift = f"{a.lift:+.2%} [{a.ci_low:+.2%}, {a.ci_high:+.2%}]"
             lines.append(
                 f"{a.arm:<14}{a.users:>8}{a.views:>9}{a.outcomes:>10}{a.rate:>9.4f}  {lift}"
             )
