@@ -87,6 +87,7 @@ def _cmd_precompute(args: argparse.Namespace) -> int:
     report = precompute(
         users, args.store, spec, engine=args.engine, workers=args.workers,
         batch_size=args.batch_size, concurrency=args.concurrency, address=args.address,
+        variant=args.variant,
         progress=not args.quiet, storefront=sf,
     )  # fmt: skip
     if args.json:
@@ -164,6 +165,13 @@ def register(sub: Any) -> list[argparse.ArgumentParser]:
     p.add_argument("--concurrency", type=int, default=8, help="pages in flight per Ray actor")
     p.add_argument("--batch-size", type=int, default=16, help="shoppers per batch (16)")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    p.add_argument(
+        "--variant",
+        default="generative",
+        choices=("generative", "control"),
+        help="page variant to store: generative (default) or control (use with --llm none: "
+        "the experiment's control pages)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _model_args(p)
