@@ -31,7 +31,6 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from storefront_sdk.evaluation.instacart import load_instacart_users  # noqa: E402
-from storefront_sdk.llm.stub_server import StubOpenAIServer  # noqa: E402
 from storefront_sdk.serving import (  # noqa: E402
     RedisPageStore,
     RedisServer,
@@ -39,6 +38,7 @@ from storefront_sdk.serving import (  # noqa: E402
     precompute,
     synthetic_users,
 )
+from storefront_sdk.testing.stub_server import StubOpenAIServer  # noqa: E402
 
 
 def main() -> None:

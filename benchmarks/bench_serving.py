@@ -283,7 +283,7 @@ def main() -> None:
         a, b = results["pre-serialised"], results["revalidate (baseline)"]
         print(f"throughput ratio pre-serialised / revalidate: {a['rps'] / b['rps']:.2f}x")
 
-        from storefront_sdk.llm.stub_server import StubOpenAIServer
+        from storefront_sdk.testing.stub_server import StubOpenAIServer
 
         with StubOpenAIServer(latency=args.model_latency) as stub:
             server = Server(args, redis.url, model_url=stub.base_url)

@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from storefront_sdk import Catalog, OpenAICompatibleLLM, Storefront, demo_users
+from storefront_sdk import Catalog, OpenAICompatibleLLM, Storefront
+from storefront_sdk.demo import demo_users
 from storefront_sdk.experiments import (
     Experiment,
     JsonlExposureSink,
@@ -29,7 +30,6 @@ from storefront_sdk.experiments import (
     analyze,
     read_exposures,
 )
-from storefront_sdk.llm.stub_server import StubOpenAIServer
 from storefront_sdk.serving import (
     RedisServer,
     StorefrontSpec,
@@ -39,6 +39,7 @@ from storefront_sdk.serving import (
     synthetic_users,
 )
 from storefront_sdk.serving.redis_server import redis_server_available
+from storefront_sdk.testing.stub_server import StubOpenAIServer
 
 
 def free_port() -> int:

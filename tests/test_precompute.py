@@ -10,7 +10,6 @@ import pytest
 from storefront_sdk import Catalog, Storefront
 from storefront_sdk.cli import main
 from storefront_sdk.exceptions import ConfigurationError
-from storefront_sdk.llm.stub_server import StubOpenAIServer
 from storefront_sdk.serving import (
     MemoryPageStore,
     StorefrontSpec,
@@ -20,6 +19,7 @@ from storefront_sdk.serving import (
     synthetic_users,
 )
 from storefront_sdk.serving.precompute import load_users_jsonl
+from storefront_sdk.testing.stub_server import StubOpenAIServer
 
 
 def test_synthetic_users_are_seeded_and_use_the_catalog() -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from storefront_sdk import Catalog, Storefront, demo_users
+from storefront_sdk import Catalog, Storefront
+from storefront_sdk.demo import demo_users
 from storefront_sdk.exceptions import ConfigurationError
-from storefront_sdk.llm.stub_server import StubOpenAIServer
 from storefront_sdk.serving import (
     DiskPageStore,
     MemoryPageStore,
@@ -28,6 +28,7 @@ from storefront_sdk.serving import (
     page_versions,
 )
 from storefront_sdk.serving.redis_server import redis_server_available
+from storefront_sdk.testing.stub_server import StubOpenAIServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,7 +131,8 @@ def test_page_stores_share_one_contract(kind: str, redis_url: str, tmp_path: Pat
 _BUILD = textwrap.dedent(
     """
     import sys
-    from storefront_sdk import Catalog, Storefront, OpenAICompatibleLLM, demo_users
+    from storefront_sdk import Catalog, Storefront, OpenAICompatibleLLM
+    from storefront_sdk.demo import demo_users
     from storefront_sdk.serving import RedisGenerationCache
     llm = OpenAICompatibleLLM(sys.argv[1], "stub-model")
     sf = Storefront(Catalog.demo(), llm=llm, cache=RedisGenerationCache(sys.argv[2]))

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from storefront_sdk import Catalog, OpenAICompatibleLLM, Storefront, demo_users
+from storefront_sdk import Catalog, OpenAICompatibleLLM, Storefront
+from storefront_sdk.demo import demo_users
 from storefront_sdk.experiments import Experiment, JsonlExposureSink, read_exposures
-from storefront_sdk.llm.stub_server import StubOpenAIServer
 from storefront_sdk.serving import (
     MemoryPageStore,
     PageStore,
@@ -27,6 +27,7 @@ from storefront_sdk.serving import (
     page_versions,
 )
 from storefront_sdk.serving.redis_server import redis_server_available
+from storefront_sdk.testing.stub_server import StubOpenAIServer
 
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")

@@ -1,12 +1,12 @@
 """The generation cache on Redis: generations shared across replicas and machines.
 
-:class:`RedisGenerationCache` has the contract of
-:class:`~storefront_sdk.cache.GenerationCache` (the same keys, JSON envelope, TTLs,
-memory LRU in front, stats, ``bypass``) with Redis as the shared store instead of
-diskcache. Entries live under ``<prefix><key>`` (default prefix ``storefront:gen:``);
-a TTL becomes Redis' own expiry (``SET ... PX``), so every replica sees the same
-lifetime. A Redis that is down or slow turns reads into misses and writes into
-no-ops (counted in ``stats.errors``): a page is built, never failed, because of it.
+:class:`RedisGenerationCache` is a :class:`~storefront_sdk.cache.BaseGenerationCache`
+(the same keys, JSON envelope, TTL, memory LRU in front, stats and ``bypass`` as the
+embedded :class:`~storefront_sdk.cache.GenerationCache`) whose store is Redis. Entries
+live under ``<prefix><key>`` (default prefix ``storefront:gen:``); a TTL also becomes
+Redis' own expiry (``SET ... PX``), so expired entries leave Redis by themselves. A
+Redis that is down or slow turns reads into misses and writes into no-ops (the base
+class counts and logs them): a page is built, never failed, because of it.
 
 Requires the ``redis`` extra (``pip install "storefront-sdk[redis]"``).
 """
@@ -14,18 +14,21 @@ Requires the ``redis`` extra (``pip install "storefront-sdk[redis]"``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
-from ..cache import GenerationCache
+from ..cache import BaseGenerationCache, CacheError
 from ..exceptions import ConfigurationError
 
-__all__ = ["RedisGenerationCache"]
+__all__ = ["RedisGenerationCache", "redis_client"]
+
+_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def redis_client(url: str, *, timeout: float = 1.0, decode: bool = False) -> Any:
     """A ``redis.Redis`` for ``url`` with short connect/read timeouts."""
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigurationError(f"expected a redis:// URL, got {url!r}")
+    if not url.startswith(_SCHEMES):
+        raise ConfigurationError(f"expected a redis:// URL, got {_redact(url)!r}")
     try:
         import redis
     except ImportError as exc:  # pragma: no cover - depends on the install
@@ -41,49 +44,13 @@ def redis_client(url: str, *, timeout: float = 1.0, decode: bool = False) -> Any
     )
 
 
-class _RedisStore:
-    """The storage primitives the cache needs, on one Redis database."""
-
-    def __init__(self, client: Any, prefix: str) -> None:
-        self.client = client
-        self.prefix = prefix
-
-    def get(self, key: str) -> tuple[str | None, float | None]:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.get(self.prefix + key)
-        pipe.pttl(self.prefix + key)
-        raw, pttl = pipe.execute()
-        if raw is None:
-            return None, None
-        expire_at = time.time() + pttl / 1000.0 if pttl is not None and pttl > 0 else None
-        return raw, expire_at
-
-    def set(self, key: str, text: str, ttl: float | None) -> None:
-        px = max(1, int(ttl * 1000)) if ttl is not None else None
-        self.client.set(self.prefix + key, text, px=px)
-
-    def delete(self, key: str) -> None:
-        self.client.delete(self.prefix + key)
-
-    def keys(self) -> list[str]:
-        return [str(k) for k in self.client.scan_iter(match=self.prefix + "*", count=1000)]
-
-    def clear(self) -> None:
-        batch = self.keys()
-        for i in range(0, len(batch), 500):
-            self.client.delete(*batch[i : i + 500])
-
-    def close(self) -> None:
-        self.client.close()
-
-
-class RedisGenerationCache(GenerationCache):
+class RedisGenerationCache(BaseGenerationCache):
     """Memory LRU in front of Redis, for JSON-serialisable generations.
 
     ``url`` is a ``redis://host:port/db`` URL; ``prefix`` namespaces the keys
-    (several SDK deployments may share a Redis); ``timeout`` bounds each Redis
-    call in seconds. Other arguments are those of
-    :class:`~storefront_sdk.cache.GenerationCache`. Instances pickle (the
+    (several deployments may share a Redis); ``timeout`` bounds each Redis call in
+    seconds. ``ttl``, ``memory_items``, ``enabled`` and ``clock`` are those of
+    :class:`~storefront_sdk.cache.BaseGenerationCache`. Instances pickle (the
     connection is reopened), so the cache can be handed to Ray workers.
     """
 
@@ -96,61 +63,86 @@ class RedisGenerationCache(GenerationCache):
         enabled: bool = True,
         prefix: str = "storefront:gen:",
         timeout: float = 1.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigurationError(f"RedisGenerationCache needs a redis:// URL, got {url!r}")
+        if not url.startswith(_SCHEMES):
+            raise ConfigurationError(
+                f"RedisGenerationCache needs a redis:// URL, got {_redact(url)!r}"
+            )
         self.url = url
         self.prefix = prefix
         self.timeout = timeout
-        super().__init__(None, ttl=ttl, memory_items=memory_items, enabled=enabled)
+        super().__init__(ttl=ttl, memory_items=memory_items, enabled=enabled, clock=clock)
+
+    def _init_runtime(self) -> None:
+        super()._init_runtime()
+        self._client: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        names = ("directory", "ttl", "memory_items", "enabled", "size_limit", "url", "prefix",
-                 "timeout")  # fmt: skip
+        names = ("url", "prefix", "timeout", "ttl", "memory_items", "enabled", "clock")
         return {k: getattr(self, k) for k in names}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_runtime()
 
     def __repr__(self) -> str:
         return (
-            f"RedisGenerationCache({_redact(self.url)!r}, ttl={self.ttl}, enabled={self.enabled})"
+            f"RedisGenerationCache({_redact(self.url)!r}, prefix={self.prefix!r}, "
+            f"ttl={self.ttl}, enabled={self.enabled})"
         )
 
-    def _open(self) -> Any:
-        if self._disk is None:
+    def _redis(self) -> Any:
+        if self._client is None:
             with self._lock:
-                if self._disk is None:
-                    client = redis_client(self.url, timeout=self.timeout, decode=True)
-                    self._disk = _DiskcacheFacade(_RedisStore(client, self.prefix))
-        return self._disk
+                if self._client is None:
+                    self._client = redis_client(self.url, timeout=self.timeout, decode=True)
+        return self._client
 
+    def _call(self, fn: Callable[[Any], Any]) -> Any:
+        import redis
 
-class _DiskcacheFacade:
-    """The slice of diskcache's API that :class:`GenerationCache` calls, over Redis."""
+        try:
+            return fn(self._redis())
+        except redis.RedisError as exc:
+            raise CacheError(f"Redis at {_redact(self.url)}: {exc}") from None
 
-    def __init__(self, store: _RedisStore) -> None:
-        self.store = store
+    # -- primitives ----------------------------------------------------------------------
+    def _load(self, key: str) -> str | None:
+        value = self._call(lambda r: r.get(self.prefix + key))
+        return None if value is None else str(value)
 
-    def get(
-        self, key: str, default: Any = None, expire_time: bool = False, retry: bool = True
-    ) -> Any:
-        raw, expire_at = self.store.get(key)
-        if raw is None:
-            return (default, None) if expire_time else default
-        return (raw, expire_at) if expire_time else raw
+    def _store(self, key: str, text: str, expire_at: float | None) -> None:
+        px = None if expire_at is None else max(1, int((expire_at - self.clock()) * 1000))
+        self._call(lambda r: r.set(self.prefix + key, text, px=px))
 
-    def set(self, key: str, text: str, expire: float | None = None, retry: bool = True) -> None:
-        self.store.set(key, text, expire)
+    def _delete(self, key: str) -> None:
+        self._call(lambda r: r.delete(self.prefix + key))
 
-    def delete(self, key: str, retry: bool = True) -> None:
-        self.store.delete(key)
+    def _keys(self) -> list[str]:
+        def scan(r: Any) -> list[str]:
+            return [str(k) for k in r.scan_iter(match=self.prefix + "*", count=1000)]
 
-    def clear(self, retry: bool = True) -> None:
-        self.store.clear()
+        keys: list[str] = self._call(scan)
+        return keys
 
-    def __len__(self) -> int:
-        return len(self.store.keys())
+    def _clear(self) -> None:
+        keys = self._keys()
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
 
-    def close(self) -> None:
-        self.store.close()
+            def delete(r: Any, c: list[str] = chunk) -> Any:
+                return r.delete(*c)
+
+            self._call(delete)
+
+    def _size(self) -> int:
+        return len(self._keys())
+
+    def _close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
 
 def _redact(url: str) -> str:
