@@ -337,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_build, _add_eval):
         # SUPPRESS: "storefront --debug build" and "storefront build --debug" both work.
         _add_debug(add(sub), default=argparse.SUPPRESS)
+    from .serving.cli import register as register_serving
+
+    for p in register_serving(sub):  # precompute, serve
+        _add_debug(p, default=argparse.SUPPRESS)
     return parser
 
 
