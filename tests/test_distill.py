@@ -342,6 +342,9 @@ def test_malformed_checkpoint_line_names_file_and_line(catalog: Catalog, tmp_pat
     ckpt.write_text(good + "\n" + '{"user_id": "x"}\n')
     with pytest.raises(DistillError, match=r"c\.jsonl:2: not a shopper record"):
         read_checkpoint(ckpt)
+    ckpt.write_text(good + "\n" + good[:40])  # a write cut off by a crash
+    with pytest.raises(DistillError, match=r"c\.jsonl:2: .*cut off"):
+        read_checkpoint(ckpt)
     ckpt.write_text(good + "\n\n{not json\n")
     with pytest.raises(DistillError, match=r"c\.jsonl:3:"):
         collect(catalog, _teacher(), demo_users()[:1], ckpt)  # checked before any work
@@ -418,3 +421,23 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["distill", "export", str(tmp_path / "none.jsonl"), "-o", str(tmp_path)]) == 2
     assert "no such labels file" in capsys.readouterr().err
     assert main(["distill", "export", str(bad), "-o", "x", "--validation-fraction", "2"]) == 2
+
+
+def test_collect_attaches_judge_verdicts(catalog: Catalog, tmp_path: Path) -> None:
+    from storefront_sdk.evaluation import HeuristicJudge
+
+    judge = HeuristicJudge(catalog=catalog, min_products=15)
+    records = collect(catalog, _teacher(), demo_users()[:2], tmp_path / "c.jsonl", judge=judge)
+    on_page = [t for r in records for t in r.themes if t.on_page]
+    assert on_page and all(t.judge for t in on_page)
+    criteria = {j.criterion for t in on_page for j in t.judge}
+    assert "density" in criteria
+    thin = [
+        t for t in on_page if any(j.criterion == "density" and j.passed is False for j in t.judge)
+    ]
+    _, judged = aiqa_filter(records, use_judge=True)
+    _, plain = aiqa_filter(records)
+    assert judged.kept <= plain.kept
+    assert thin  # min_products=15 is stricter than the storefront's 8
+    # A placement the judge finds too thin drops its keyword label (when it had one).
+    assert judged.drop_reasons.get("judge:density", 0) >= 1

@@ -62,8 +62,9 @@ def read_checkpoint(path: str | Path) -> list[ShopperRecord]:
             except ValidationError as exc:
                 err = exc.errors()[0]
                 where = ".".join(str(x) for x in err["loc"]) or "<line>"
+                cut = "" if line.endswith("\n") else " (the last line is cut off: interrupted?)"
                 raise DistillError(
-                    f"{p}:{lineno}: not a shopper record ({where}: {err['msg']}); "
+                    f"{p}:{lineno}: not a shopper record ({where}: {err['msg']}){cut}; "
                     "fix or delete the line to resume"
                 ) from None
     return out
