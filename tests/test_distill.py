@@ -289,6 +289,20 @@ def test_filter_drop_reasons() -> None:
     assert report.kept_by_stage == {"keywords": 3}
 
 
+def test_a_shortened_title_still_finds_its_outcome() -> None:
+    from storefront_sdk.distill.collect import find_outcome
+
+    rec = _record()
+    long_title = "Good " + "x" * 200  # the generator cuts titles to its maximum length
+    call = rec.calls[1].model_copy(update={"theme_title": long_title})
+    cut = ThemeOutcome(title="Good xxxxxxxxxxxx", slot=1, on_page=True, density=12)
+    rec = rec.model_copy(update={"calls": [call], "themes": [cut]})
+    assert find_outcome({"good xxxxxxxxxxxx": cut}, long_title) is cut
+    assert find_outcome({"good": cut}, long_title) is None  # too short a prefix to trust
+    labels, report = aiqa_filter([rec])
+    assert report.kept == 1 and labels[0].theme_titles == [long_title]
+
+
 def test_labels_round_trip_through_jsonl(tmp_path: Path) -> None:
     labels, _ = aiqa_filter([_record("a"), _record("b")])
     path = tmp_path / "labels.jsonl"

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..taxonomy import KeywordTaxonomy
 from ..text import normalize
+from .collect import find_outcome
 from .errors import DistillError
 from .records import Label, LLMCallRecord, ShopperRecord, ThemeOutcome
 
@@ -118,6 +119,12 @@ def labels_of(
     for rec in records:
         floor = rec.min_products if min_products is None else min_products
         by_title = {normalize(t.title): t for t in rec.themes}
+
+        def find(
+            title: str | None, by_title: dict[str, ThemeOutcome] = by_title
+        ) -> ThemeOutcome | None:
+            return find_outcome(by_title, title) if title else None
+
         for call in rec.calls:
             if call.stage not in ("themes", "keywords"):
                 continue
@@ -128,8 +135,7 @@ def labels_of(
                 reasons.append("teacher_error")
             elif call.stage == "keywords":
                 titles = [call.theme_title] if call.theme_title else []
-                oc = by_title.get(normalize(call.theme_title)) if call.theme_title else None
-                reasons.extend(_theme_reasons(oc, floor, use_judge, True))
+                reasons.extend(_theme_reasons(find(call.theme_title), floor, use_judge, True))
             else:
                 drafts = call.value.get("themes") if isinstance(call.value, dict) else None
                 titles = [
@@ -138,9 +144,7 @@ def labels_of(
                     if isinstance(d, dict) and isinstance(d.get("title"), str)
                 ]
                 good = sum(
-                    1
-                    for t in titles
-                    if not _theme_reasons(by_title.get(normalize(t)), floor, use_judge, False)
+                    1 for t in titles if not _theme_reasons(find(t), floor, use_judge, False)
                 )
                 if not titles or good / len(titles) < min_theme_yield:
                     reasons.append(f"theme_yield:{good}/{len(titles)}")

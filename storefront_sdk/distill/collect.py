@@ -88,6 +88,29 @@ def _verdicts(page: Page) -> list[GateVerdict]:
     return out
 
 
+def find_outcome(outcomes: dict[str, ThemeOutcome], title: str) -> ThemeOutcome | None:
+    """The outcome of ``title`` (keyed by normalized title), also when the theme generator
+    shortened the teacher's title (the traced title is then a prefix of it)."""
+    key = normalize(title)
+    if key in outcomes:
+        return outcomes[key]
+    matches = [oc for k, oc in outcomes.items() if len(k) >= 8 and key.startswith(k)]
+    return max(matches, key=lambda oc: len(oc.title)) if matches else None
+
+
+def _repair_rejections(page: Page) -> list[tuple[str, str]]:
+    """``(normalized title prefix, reason)`` of drafts the theme generator rejected."""
+    out: list[tuple[str, str]] = []
+    for rec in page.trace.stages:
+        if rec.stage != "themes":
+            continue
+        for item in rec.details.get("themes_rejected") or []:
+            if isinstance(item, str) and ": " in item:
+                title, why = item.rsplit(": ", 1)
+                out.append((normalize(title), why))
+    return out
+
+
 def _titles_asked(calls: Sequence[LLMCallRecord]) -> list[str]:
     titles: list[str] = []
     for call in calls:
@@ -119,8 +142,6 @@ def shopper_record(
             outcomes[key] = ThemeOutcome(title=title)
         return outcomes[key]
 
-    for title in _titles_asked(calls):
-        outcome(title)
     slots: dict[int, ThemeOutcome] = {}
     for v in verdicts:
         if v.title is not None and v.placement is not None:
@@ -148,6 +169,17 @@ def shopper_record(
         oc.source = pl.source
         oc.keywords = list(pl.keywords)
         oc.density = len(pl.products)
+    # Themes the teacher wrote that left no trace (the generator's repair may have cut or
+    # rejected them): an outcome each, with the repair's reason when the trace has it.
+    repaired = _repair_rejections(page)
+    for title in _titles_asked(calls):
+        if find_outcome(outcomes, title) is None:
+            oc = outcome(title)
+            why = next((r for t, r in repaired if normalize(title).startswith(t)), None)
+            if why is not None:
+                oc.rejections.append(
+                    GateVerdict(gate="repair_drafts", level="theme", reason=why, title=title)
+                )
     if judge is not None and user is not None:
         report = judge.judge(page, user)
         for verdict in report.verdicts:
