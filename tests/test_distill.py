@@ -303,6 +303,24 @@ def test_a_shortened_title_still_finds_its_outcome() -> None:
     assert report.kept == 1 and labels[0].theme_titles == [long_title]
 
 
+def test_one_title_per_call_themes_labels() -> None:
+    # The local model's seeded profile asks for one title per call (a bare JSON string).
+    rec = _record()
+    text = OutputConstraint(kind="text", json_schema={"type": "string"})
+    calls = [
+        rec.calls[0].model_copy(update={"value": t, "raw": json.dumps(t), "constraint": text})
+        for t in ("Good", "Thin", "Never shown")
+    ]
+    rec = rec.model_copy(update={"calls": calls})
+    labels, _ = aiqa_filter([rec])
+    assert [(lb.theme_titles, lb.drop_reasons) for lb in labels] == [
+        (["Good"], []),
+        (["Thin"], ["density_below:8"]),
+        (["Never shown"], ["theme_not_traced"]),
+    ]
+    assert labels[0].output == '"Good"'
+
+
 def test_labels_round_trip_through_jsonl(tmp_path: Path) -> None:
     labels, _ = aiqa_filter([_record("a"), _record("b")])
     path = tmp_path / "labels.jsonl"

@@ -59,7 +59,7 @@ class FilterReport(BaseModel):
 def _assistant_text(call: LLMCallRecord) -> str:
     if call.constraint.kind == "multi_choice" and isinstance(call.value, list):
         return json.dumps({"items": call.value}, ensure_ascii=False)
-    if call.constraint.kind == "structured" and call.raw.strip():
+    if call.constraint.kind in ("structured", "text") and call.raw.strip():
         return call.raw.strip()  # the teacher's own text (it validated)
     if call.value is not None:
         return json.dumps(call.value, ensure_ascii=False)
@@ -136,6 +136,10 @@ def labels_of(
             elif call.stage == "keywords":
                 titles = [call.theme_title] if call.theme_title else []
                 reasons.extend(_theme_reasons(find(call.theme_title), floor, use_judge, True))
+            elif isinstance(call.value, str):
+                # One title per call (the seeded profile of the local model): one theme.
+                titles = [call.value]
+                reasons.extend(_theme_reasons(find(call.value), floor, use_judge, False))
             else:
                 drafts = call.value.get("themes") if isinstance(call.value, dict) else None
                 titles = [

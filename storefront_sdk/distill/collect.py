@@ -118,6 +118,8 @@ def _titles_asked(calls: Sequence[LLMCallRecord]) -> list[str]:
             for draft in call.value.get("themes") or []:
                 if isinstance(draft, dict) and isinstance(draft.get("title"), str):
                     titles.append(draft["title"])
+        elif call.stage == "themes" and isinstance(call.value, str) and call.value.strip():
+            titles.append(call.value)  # one title per call (seeded themes)
         if call.theme_title:
             titles.append(call.theme_title)
     return titles

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from ..llm import cached as _cached
-from ..llm.base import LLM, ChatMessage, Choice, LLMResult, MultiChoice, OutputSpec
+from ..llm.base import LLM, ChatMessage, Choice, LLMResult, MultiChoice, OutputSpec, Structured
 from ..tracing import current_stage
 from .records import LLMCallRecord, OutputConstraint
 
@@ -40,7 +40,9 @@ def constraint_of(output: OutputSpec[Any]) -> OutputConstraint:
         return OutputConstraint(
             kind="choice", json_schema=output.json_schema(), options=list(output.options)
         )
-    return OutputConstraint(kind="structured", json_schema=output.json_schema())
+    if isinstance(output, Structured):
+        return OutputConstraint(kind="structured", json_schema=output.json_schema())
+    return OutputConstraint(kind="text", json_schema=output.json_schema())
 
 
 def _jsonable(value: Any) -> Any:

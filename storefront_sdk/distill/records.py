@@ -26,9 +26,12 @@ class _Record(BaseModel):
 
 
 class OutputConstraint(_Record):
-    """The constraint the teacher decoded under: a JSON schema, and the closed list of a choice."""
+    """The constraint the teacher decoded under: a JSON schema, and the closed list of a choice.
 
-    kind: Literal["structured", "choice", "multi_choice"]
+    ``kind``: ``structured`` (a pydantic model), ``choice``, ``multi_choice``, or ``text``
+    (another spec, e.g. a title pattern; its schema says what it allows)."""
+
+    kind: Literal["structured", "choice", "multi_choice", "text"]
     json_schema: dict[str, Any]
     options: list[str] | None = None
     min_items: int | None = None
