@@ -224,14 +224,13 @@ def _progress_printer(stream: TextIO) -> Progress:
             bar = state.get("bar")
             if bar is None:
                 bar = state["bar"] = tqdm(total=total, unit="shopper", file=stream)
-                bar.update(done - 1)
-            bar.update(1)
+            bar.update(done - bar.n)
             bar.set_postfix_str(user_id)
             if done >= total:
                 bar.close()
             return
         step = max(1, total // 10)
-        if done == total or done % step == 0:
+        if done and (done == total or done % step == 0):
             print(f"collect: {done}/{total} shoppers (last {user_id})", file=stream, flush=True)
 
     return report
@@ -273,6 +272,8 @@ def collect(
     report: Progress | None
     if progress is True:
         report = _progress_printer(sys.stderr)
+        if todo:
+            report(0, len(todo), "")  # the bar shows before the first (slow) page
     elif progress is False:
         report = None
     else:
