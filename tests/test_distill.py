@@ -473,3 +473,16 @@ def test_collect_attaches_judge_verdicts(catalog: Catalog, tmp_path: Path) -> No
     assert thin  # min_products=15 is stricter than the storefront's 8
     # A placement the judge finds too thin drops its keyword label (when it had one).
     assert judged.drop_reasons.get("judge:density", 0) >= 1
+
+
+def test_cli_collect_on_instacart_users(
+    instacart_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = tmp_path / "c.jsonl"
+    with StubOpenAIServer(seed=2) as srv:
+        argv = ["distill", "collect", "-o", str(ckpt), "--instacart-dir", str(instacart_dir)]
+        argv += ["--users", "1-2", "--llm", "http", "--base-url", srv.base_url, "--model", "t"]
+        assert main([*argv, "--quiet"]) == 0
+    records = read_checkpoint(ckpt)
+    assert sorted(r.user_id for r in records) == ["1", "2"]
+    assert all(r.calls and r.placements_on_page for r in records)
