@@ -144,6 +144,14 @@ def test_collect_resumes_and_skips_done_shoppers(catalog: Catalog, tmp_path: Pat
     collect(catalog, third, users, ckpt)
     assert third.calls == 0 and len(ckpt.read_text().splitlines()) == 3
 
+    # A crash in the middle of writing the last line: that shopper is collected again.
+    text = ckpt.read_text()
+    ckpt.write_text(text[: len(text) - 50])
+    fourth = _teacher()
+    records = collect(catalog, fourth, users, ckpt)
+    assert fourth.calls == len(records[2].calls) > 0
+    assert [r.user_id for r in read_checkpoint(ckpt)] == [u.user_id for u in users]
+
 
 def test_collect_reuses_the_generation_cache(catalog: Catalog, tmp_path: Path) -> None:
     cache = GenerationCache(tmp_path / "cache")

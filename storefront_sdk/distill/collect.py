@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import logging
 import os
 import sys
 import time
@@ -37,15 +38,35 @@ if TYPE_CHECKING:
     from ..cache import BaseGenerationCache
     from ..storefront import StorefrontConfig
 
-__all__ = ["collect", "read_checkpoint", "shopper_record"]
+__all__ = ["collect", "find_outcome", "read_checkpoint", "shopper_record"]
+
+logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
+
+
+def _drop_cut_tail(p: Path) -> None:
+    """Remove a last line without its newline: a write interrupted by a crash (collect
+    writes whole lines only); its shopper is collected again."""
+    data = p.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return
+    keep = data.rfind(b"\n") + 1
+    logger.warning(
+        "%s: dropping a cut-off last line (%d bytes, an interrupted write); "
+        "its shopper is collected again",
+        p,
+        len(data) - keep,
+    )
+    with p.open("r+b") as fh:
+        fh.truncate(keep)
 
 
 def read_checkpoint(path: str | Path) -> list[ShopperRecord]:
     """The shopper records in ``path`` (none when it does not exist).
 
     A line that is not a valid record raises :class:`DistillError` naming file and line.
+    (:func:`collect` first drops a cut-off last line, the trace of an interrupted write.)
     """
     p = Path(path)
     if not p.exists():
@@ -258,6 +279,8 @@ def collect(
     path = Path(checkpoint)
     if path.parent and not path.parent.exists():
         raise DistillError(f"{path}: folder {str(path.parent)!r} does not exist")
+    if path.is_file():
+        _drop_cut_tail(path)
     records = read_checkpoint(path)
     done = {r.user_id for r in records}
     todo: list[UserContext] = []
