@@ -178,6 +178,20 @@ def test_collect_records_teacher_failures(catalog: Catalog, tmp_path: Path) -> N
         export_labels(labels, tmp_path / "out")
 
 
+def test_recorder_is_transparent() -> None:
+    from storefront_sdk.distill import RecordingLLM
+
+    inner = _teacher()
+    rec = RecordingLLM(inner)
+    assert rec.model_id == "scripted-teacher" and rec.fingerprint == inner.fingerprint
+    assert rec.concurrent is inner.concurrent and rec.requests is inner.requests  # forwarded
+    spec = MultiChoice(("eggs", "milk"), 1, 2)
+    out = rec.generate([ChatMessage(role="user", content="breakfast")], spec, temperature=0.3)
+    (call,) = rec.take()
+    assert call.stage == "llm" and call.value == out.value and call.temperature == 0.3
+    assert call.constraint.options == ["eggs", "milk"] and rec.take() == []
+
+
 def test_progress_callback_and_line_output(
     catalog: Catalog,
     tmp_path: Path,

@@ -81,6 +81,12 @@ class RecordingLLM(LLM):
     def __repr__(self) -> str:
         return f"RecordingLLM({self.llm!r})"
 
+    def __getattr__(self, name: str) -> Any:
+        # Other attributes (aclose, cache_info ...) are the wrapped model's, as for CachingLLM.
+        if name.startswith("__") or name in ("llm", "calls", "_lock"):
+            raise AttributeError(name)
+        return getattr(self.llm, name)
+
     @property
     def fingerprint(self) -> str:
         return self.llm.fingerprint
