@@ -317,6 +317,13 @@ def _add_eval(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _add_distill(sub: Any) -> argparse.ArgumentParser:
+    from .distill.cli import register
+
+    # "storefront distill collect --debug" works like "storefront build --debug".
+    return register(sub, add_debug=lambda step: _add_debug(step, default=argparse.SUPPRESS))
+
+
 def _add_debug(parser: argparse.ArgumentParser, *, default: Any) -> None:
     parser.add_argument(
         "--debug",
@@ -334,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_debug(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for add in (_add_build, _add_eval):
+    for add in (_add_build, _add_eval, _add_distill):
         # SUPPRESS: "storefront --debug build" and "storefront build --debug" both work.
         _add_debug(add(sub), default=argparse.SUPPRESS)
     from .serving.cli import register as register_serving

@@ -1,0 +1,216 @@
+"""``storefront distill collect|filter|export``: the distillation pipeline from the terminal.
+
+Errors are :class:`~storefront_sdk.exceptions.StorefrontError` s; ``storefront``'s
+``main`` prints them on one line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import ConfigurationError
+from ..types import UserContext
+from .errors import DistillError
+
+__all__ = ["parse_user_ids", "register"]
+
+
+def parse_user_ids(text: str) -> list[str]:
+    """``"1-30"``, ``"1,2,5-7"`` or ``"demo-1,demo-2"`` -> user ids (ranges of numbers only)."""
+    out: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        if sep and lo.isdigit() and hi.isdigit():
+            if int(lo) > int(hi):
+                raise ConfigurationError(f"--users: empty range {part!r}")
+            out.extend(str(i) for i in range(int(lo), int(hi) + 1))
+        else:
+            out.append(part)
+    if not out:
+        raise ConfigurationError("--users: no user ids given")
+    return out
+
+
+def _users(args: argparse.Namespace) -> tuple[Any, list[UserContext]]:
+    from ..catalog import Catalog
+    from ..demo import demo_users
+
+    wanted = parse_user_ids(args.users) if args.users else None
+    if args.instacart_dir is None:
+        catalog = Catalog.demo()
+        users = demo_users()
+        if wanted is not None:
+            known = {u.user_id for u in users}
+            missing = [u for u in wanted if u not in known]
+            if missing:
+                raise ConfigurationError(
+                    f"--users: unknown demo user(s) {', '.join(missing)}; "
+                    f"known: {', '.join(sorted(known))}"
+                )
+            users = [u for u in users if u.user_id in set(wanted)]
+        return catalog, users
+    from ..evaluation.instacart import load_instacart_users
+
+    catalog = Catalog.from_instacart(args.instacart_dir)
+    cases = load_instacart_users(args.instacart_dir, catalog, users=wanted)
+    return catalog, [c.user for c in cases]
+
+
+def _teacher(args: argparse.Namespace) -> Any:
+    if args.llm == "local":
+        from ..llm.outlines import LocalLLM
+
+        return LocalLLM.default()
+    if not args.base_url or not args.model:
+        raise ConfigurationError("--llm http needs --base-url and --model")
+    from ..cli import base_url
+
+    try:
+        base_url(args.base_url)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigurationError(f"--base-url: {exc}") from None
+    from ..llm.openai import OpenAICompatibleLLM
+
+    return OpenAICompatibleLLM(base_url=args.base_url, model=args.model, response_format="auto")
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from .collect import collect
+
+    catalog, users = _users(args)
+    cache = None
+    if args.cache_dir:
+        from ..cache import GenerationCache
+
+        cache = GenerationCache(args.cache_dir)
+    records = collect(
+        catalog,
+        _teacher(args),
+        users,
+        args.out,
+        cache=cache,
+        progress=not args.quiet,
+    )
+    calls = sum(len(r.calls) for r in records)
+    print(f"{len(records)} shoppers, {calls} teacher calls in {args.out}")
+    return 0
+
+
+def _cmd_filter(args: argparse.Namespace) -> int:
+    from .aiqa import aiqa_filter, write_labels
+    from .collect import read_checkpoint
+
+    if not Path(args.checkpoint).is_file():
+        raise DistillError(f"{args.checkpoint}: no such checkpoint file")
+    labels, report = aiqa_filter(
+        read_checkpoint(args.checkpoint),
+        min_products=args.min_products,
+        min_theme_yield=args.min_theme_yield,
+        use_judge=args.use_judge,
+    )
+    write_labels(labels, args.out)
+    print(
+        f"{report.kept} of {report.labels} labels kept ({report.kept_by_stage}); wrote {args.out}"
+    )
+    for reason, n in report.drop_reasons.items():
+        print(f"  dropped {n:5d}  {reason}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .aiqa import read_labels
+    from .export import export_labels
+
+    report = export_labels(
+        read_labels(args.labels),
+        args.out,
+        filtered=not args.unfiltered,
+        validation_fraction=args.validation_fraction,
+        seed=args.seed,
+    )
+    print(
+        f"train: {report.train_examples} examples ({len(report.train_shoppers)} shoppers), "
+        f"validation: {report.validation_examples} ({len(report.validation_shoppers)}), "
+        f"duplicates dropped: {report.duplicates_dropped}; wrote {args.out}"
+    )
+    return 0
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not within [0, 1)")
+    return value
+
+
+def register(
+    sub: Any, *, add_debug: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.ArgumentParser:
+    """Add ``distill`` (with ``collect``, ``filter``, ``export``) to ``storefront``'s parsers."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "distill",
+        help="collect, filter and export teacher labels for a student model",
+        description="Teacher-student distillation: collect -> filter -> export "
+        "(training is not built yet; see docs/distillation.md).",
+    )
+    steps = p.add_subparsers(dest="step", metavar="STEP", parser_class=type(p))
+    steps.required = True
+
+    c = steps.add_parser("collect", help="run a teacher through the cascade, checkpointed")
+    c.add_argument("--out", "-o", required=True, help="checkpoint JSONL (appended; resumable)")
+    c.add_argument(
+        "--instacart-dir",
+        type=Path,
+        help="Instacart folder (catalog + users_*/ orders); default: the demo catalog and users",
+    )
+    c.add_argument("--users", help="user ids, e.g. 1-30 or demo-1,demo-2 (default: all)")
+    c.add_argument("--llm", choices=("local", "http"), default="http", help="the teacher")
+    c.add_argument("--base-url", help="OpenAI-compatible server (with --llm http)")
+    c.add_argument("--model", help="model name on that server (with --llm http)")
+    c.add_argument("--cache-dir", help="reuse this generation cache for teacher calls")
+    c.add_argument("--quiet", action="store_true", help="no progress output")
+    c.set_defaults(func=_cmd_collect)
+
+    f = steps.add_parser("filter", help="AIQA: keep labels the gates, retrieval and judge confirm")
+    f.add_argument("checkpoint", help="checkpoint JSONL written by collect")
+    f.add_argument(
+        "--out", "-o", required=True, help="labels JSONL (kept and dropped, with reasons)"
+    )
+    f.add_argument(
+        "--min-products", type=int, default=None, help="density floor (default: the collect's)"
+    )
+    f.add_argument(
+        "--min-theme-yield",
+        type=_fraction,
+        default=0.5,
+        help="share of a themes label's themes that must pass (default: 0.5)",
+    )
+    f.add_argument("--use-judge", action="store_true", help="also drop judge-failed placements")
+    f.set_defaults(func=_cmd_filter)
+
+    e = steps.add_parser("export", help="chat-format JSONL, split by shopper, deduplicated")
+    e.add_argument("labels", help="labels JSONL written by filter")
+    e.add_argument("--out", "-o", required=True, help="output folder")
+    e.add_argument("--unfiltered", action="store_true", help="export every label (ablation)")
+    e.add_argument("--validation-fraction", type=_fraction, default=0.2)
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(func=_cmd_export)
+    if add_debug is not None:
+        for step in (c, f, e):
+            add_debug(step)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - convenience
+    from ..cli import main as storefront_main
+
+    return storefront_main(["distill", *(argv if argv is not None else sys.argv[1:])])
