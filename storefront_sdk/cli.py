@@ -314,6 +314,12 @@ def _add_eval(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _add_embed(sub: Any) -> argparse.ArgumentParser:
+    from .embeddings.cli import register
+
+    return register(sub)
+
+
 def _add_debug(parser: argparse.ArgumentParser, *, default: Any) -> None:
     parser.add_argument(
         "--debug",
@@ -331,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_debug(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for add in (_add_build, _add_eval):
+    for add in (_add_build, _add_eval, _add_embed):
         # SUPPRESS: "storefront --debug build" and "storefront build --debug" both work.
         _add_debug(add(sub), default=argparse.SUPPRESS)
     return parser

@@ -152,3 +152,33 @@ def test_store_computes_once_then_memory_maps(tmp_path: Path) -> None:
     assert store.path("taxonomy", "v", e) != store.path("taxonomy", "v", HashEmbedder(8))
     assert store.load("taxonomy", "other", e) is None
     assert e.calls == calls
+
+
+@pytest.mark.slow
+@needs_model
+def test_embed_cli_stores_then_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from storefront_sdk.cli import main
+
+    assert main(["embed", "--store-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr()
+    assert "taxonomy:" in out.out and "taxonomy (" in out.err  # the progress bar
+    files = list(tmp_path.rglob("taxonomy-*.npy"))
+    assert len(files) == 1
+    assert main(["embed", "--store-dir", str(tmp_path)]) == 0
+    assert list(tmp_path.rglob("taxonomy-*.npy")) == files
+
+
+@pytest.mark.slow
+@needs_model
+def test_embedding_relevance_filter_ranks_on_theme_products_higher(local: Embedder) -> None:
+    from storefront_sdk.filtering.embedding_relevance import embedding_relevance_filter
+    from storefront_sdk.types import Product, Theme
+
+    flt = embedding_relevance_filter(local)
+    theme = Theme(title="Movie night", concepts=["snacks for film"])
+    prods = [
+        Product(id="a", title="Butter Microwave Popcorn"),
+        Product(id="b", title="Infant Formula Powder"),
+    ]
+    s = flt.score(theme, prods)
+    assert 0.0 <= s[1] < s[0] <= 1.0
