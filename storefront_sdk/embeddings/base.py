@@ -97,6 +97,18 @@ class Embedder(ABC):
         row: FloatMatrix = self.embed([text])[0]
         return row
 
+    def remember(self, texts: Sequence[str], vectors: npt.ArrayLike) -> None:
+        """Seed the memo with known vectors (e.g. loaded from an :class:`EmbeddingStore`),
+        growing ``memo_size`` to hold them; long texts are remembered too."""
+        arr = normalize_rows(vectors)
+        if arr.shape != (len(texts), self.dim):
+            raise ConfigurationError(f"remember: {len(texts)} texts but vectors of {arr.shape}")
+        memo = self._memo
+        with self.__dict__["_memo_lock"]:
+            self.memo_size = max(self.memo_size, len(memo) + len(texts))
+            for t, v in zip(texts, arr, strict=True):
+                memo[t] = v
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model_id={self.model_id!r})"
 
