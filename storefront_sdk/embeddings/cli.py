@@ -53,7 +53,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> argparse.ArgumentParser:
     """Add the ``embed`` subcommand to the ``storefront`` CLI."""
-    p = sub.add_parser(
+    p: argparse.ArgumentParser = sub.add_parser(
         "embed",
         help="embed a catalog's taxonomy (and products) once, for the semantic layer",
         description="Compute and store the embeddings the semantic layer needs, with a "
