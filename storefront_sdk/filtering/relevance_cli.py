@@ -134,7 +134,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> argparse.ArgumentParser:
     """Add ``relevance fit`` and ``relevance eval`` to the ``storefront`` CLI."""
-    p: argparse.ArgumentParser = sub.add_parser("relevance", help="train / evaluate a relevance filter on labelled pairs")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "relevance", help="train / evaluate a relevance filter on labelled pairs"
+    )
     rs = p.add_subparsers(dest="relevance_command", metavar="ACTION")
     rs.required = True
     for name, func, helptext in (
