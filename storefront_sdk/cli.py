@@ -324,6 +324,18 @@ def _add_distill(sub: Any) -> argparse.ArgumentParser:
     return register(sub, add_debug=lambda step: _add_debug(step, default=argparse.SUPPRESS))
 
 
+def _add_embed(sub: Any) -> argparse.ArgumentParser:
+    from .embeddings.cli import register
+
+    return register(sub)
+
+
+def _add_relevance(sub: Any) -> argparse.ArgumentParser:
+    from .filtering.relevance_cli import register
+
+    return register(sub)
+
+
 def _add_debug(parser: argparse.ArgumentParser, *, default: Any) -> None:
     parser.add_argument(
         "--debug",
@@ -341,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_debug(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for add in (_add_build, _add_eval, _add_distill):
+    for add in (_add_build, _add_eval, _add_distill, _add_embed, _add_relevance):
         # SUPPRESS: "storefront --debug build" and "storefront build --debug" both work.
         _add_debug(add(sub), default=argparse.SUPPRESS)
     from .serving.cli import register as register_serving

@@ -6,6 +6,13 @@ the product-title n-grams (1..3 words) that occur in at least ``min_count``
 products. ``shortlist(texts, k)`` ranks the vocabulary by lexical similarity
 (word and character TF-IDF, scikit-learn) to free text such as a theme's
 title and concepts: the candidates a keyword generator chooses from.
+
+With an embedder attached (:meth:`KeywordTaxonomy.use_embedder`), the shortlist
+also ranks the vocabulary by embedding cosine (the keywords embedded once,
+stored on disk and memory-mapped) and fuses the two rankings by reciprocal-rank
+fusion: ``score(kw) = w/(60 + rank_word) + 1/(60 + rank_semantic)``, where
+``rank_word`` ranks the keywords sharing a word with the texts by word TF-IDF
+(a keyword absent from a list gets nothing from it). See docs/semantic.md.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -24,6 +31,10 @@ from .text import STOP_WORDS, normalize, tokenize
 
 if TYPE_CHECKING:
     from .catalog import Catalog
+    from .embeddings import Embedder, EmbeddingStore
+
+ShortlistMode = Literal["auto", "lexical", "semantic", "fused"]
+RRF_K = 60
 
 __all__ = ["KeywordTaxonomy"]
 
@@ -52,7 +63,12 @@ class KeywordTaxonomy:
         self._word_m: Any = None
         self._char_m: Any = None
         self.memo_size = 4096
-        self._memo: OrderedDict[tuple[tuple[str, ...], int], tuple[str, ...]] = OrderedDict()
+        self._memo: OrderedDict[tuple[Any, ...], tuple[str, ...]] = OrderedDict()
+        self._embedder: Embedder | None = None
+        self._store: EmbeddingStore | None = None
+        self._vectors: np.ndarray | None = None
+        #: Weight of the lexical ranking in the fused shortlist (the semantic one has 1).
+        self.lexical_weight = 1.0
 
     # -- construction ------------------------------------------------------------
     @classmethod
@@ -118,10 +134,12 @@ class KeywordTaxonomy:
     @property
     def is_warm(self) -> bool:
         """Whether the similarity index is fitted (shortlists then cost a millisecond or two)."""
-        return self._word is not None
+        return self._word is not None and (self._embedder is None or self._vectors is not None)
 
     def warm_up(self) -> None:
         """Fit the similarity index (done lazily on the first shortlist otherwise)."""
+        if self._embedder is not None:
+            self.keyword_vectors()
         if self._word is not None:
             return
         with self._lock:
@@ -155,21 +173,30 @@ class KeywordTaxonomy:
         combined: np.ndarray = (0.65 * w + 0.35 * c).max(axis=0)
         return combined
 
-    def shortlist(self, texts: Sequence[str] | str, k: int = 100) -> list[str]:
+    def shortlist(
+        self, texts: Sequence[str] | str, k: int = 100, *, mode: ShortlistMode = "auto"
+    ) -> list[str]:
         """The ``k`` keywords most similar to ``texts``, best first.
 
         Exact members among ``texts`` come first, then by similarity; keywords
-        with no similarity at all are never returned.
+        with no similarity at all are never returned. ``mode``: ``"lexical"``
+        (TF-IDF), ``"semantic"`` (embedding cosine), ``"fused"`` (reciprocal-rank
+        fusion of both) or ``"auto"`` (fused when an embedder is attached).
         """
         if isinstance(texts, str):
             texts = [texts]
-        memo_key = (tuple(texts), k)
+        if mode == "auto":
+            mode = "fused" if self._embedder is not None else "lexical"
+        memo_key = (tuple(texts), k, mode)
         with self._lock:
             hit = self._memo.get(memo_key)
             if hit is not None:
                 self._memo.move_to_end(memo_key)
                 return list(hit)
-        result = self._shortlist(texts, k)
+        if mode == "lexical":
+            result = self._shortlist(texts, k)
+        else:
+            result = self._semantic_shortlist(texts, k, fused=mode == "fused")
         with self._lock:
             self._memo[memo_key] = tuple(result)
             if len(self._memo) > self.memo_size:
@@ -194,6 +221,87 @@ class KeywordTaxonomy:
             ]
         else:
             rest = []
+        return (exact + rest)[:k]
+
+
+    # -- semantic shortlisting -------------------------------------------------------
+    def use_embedder(
+        self, embedder: Embedder | None, *, store: EmbeddingStore | bool | None = True
+    ) -> KeywordTaxonomy:
+        """Attach ``embedder`` for semantic and fused shortlists (None detaches).
+
+        The keywords' vectors are computed on first use and kept in ``store``
+        (``True``: the default :class:`~storefront_sdk.embeddings.EmbeddingStore`;
+        ``False``/``None``: in memory only), keyed by :attr:`version` and the
+        embedder's model id. Returns ``self``.
+        """
+        with self._lock:
+            self._embedder = embedder
+            if store is True:
+                from .embeddings import EmbeddingStore
+
+                store = EmbeddingStore()
+            self._store = store or None
+            self._vectors = None
+            self._memo.clear()
+        return self
+
+    @property
+    def embedder(self) -> Embedder | None:
+        """The attached embedder, if any."""
+        return self._embedder
+
+    def keyword_vectors(self) -> np.ndarray:
+        """The keywords' embeddings, ``(len(self), dim)`` (computed or loaded once)."""
+        if self._vectors is not None:
+            return self._vectors
+        emb = self._embedder
+        if emb is None:
+            raise ConfigurationError("no embedder attached: call use_embedder() first")
+        with self._lock:
+            if self._vectors is None:
+                if self._store is not None:
+                    self._vectors = self._store.get_or_compute(
+                        "taxonomy", self._keywords, emb, version=self.version
+                    )
+                else:
+                    self._vectors = emb.embed(list(self._keywords))
+        return self._vectors
+
+    def semantic_similarity(self, texts: Sequence[str]) -> np.ndarray:
+        """Embedding cosine of every keyword to ``texts`` (max over texts), ``(len(self),)``."""
+        texts = [t for t in texts if t and t.strip()]
+        if not texts or self._embedder is None:
+            return np.zeros(len(self._keywords))
+        q = self._embedder.embed(texts)
+        sims: np.ndarray = (self.keyword_vectors() @ q.T).max(axis=1)
+        return sims
+
+    def _semantic_shortlist(self, texts: Sequence[str], k: int, *, fused: bool) -> list[str]:
+        exact: list[str] = []
+        for t in texts:
+            c = self.canonical(t)
+            if c is not None and c not in exact:
+                exact.append(c)
+        # Each text, and all of them joined (a theme's title and concepts read as one).
+        queries = [*texts, " ".join(texts)] if len(texts) > 1 else list(texts)
+        sem = self.semantic_similarity(queries)
+        depth = min(len(self._keywords), max(2 * k, 200))
+        sem_top = np.argsort(-sem, kind="stable")[:depth]
+        scores: dict[int, float] = {}
+        for rank, i in enumerate(sem_top):
+            scores[int(i)] = 1.0 / (RRF_K + rank + 1)
+        if fused:
+            # The lexical side of the fusion is word matches only: character n-grams
+            # ("film" ~ "formula") are the lexical mode's typo tolerance, and the
+            # embedding already covers near spellings.
+            self.warm_up()
+            w = (self._word.transform(texts) @ self._word_m).toarray().max(axis=0)
+            hits = np.flatnonzero(w > 0)
+            for rank, i in enumerate(hits[np.argsort(-w[hits], kind="stable")][:depth]):
+                scores[int(i)] = scores.get(int(i), 0.0) + self.lexical_weight / (RRF_K + rank + 1)
+        ordered = sorted(scores, key=lambda i: -scores[i])
+        rest = [self._keywords[i] for i in ordered if self._keywords[i] not in exact]
         return (exact + rest)[:k]
 
 

@@ -1,5 +1,6 @@
 """Relevance filters and quality / safety gates (AIQA)."""
 
+from .embedding_gate import EmbeddingDuplicateGate
 from .gates import (
     REASON_CODES,
     Gate,
@@ -17,6 +18,7 @@ from .trainable import TrainableRelevanceFilter, aisle_themes, weak_labels
 
 __all__ = [
     "REASON_CODES",
+    "EmbeddingDuplicateGate",
     "Gate",
     "HttpScorer",
     "LexicalRelevanceFilter",

@@ -27,7 +27,7 @@ import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +37,9 @@ from ..exceptions import ConfigurationError
 from ..interfaces import RelevanceFilter
 from ..text import STOP_WORDS, normalize, tokenize
 from ..types import Product, Theme
+
+if TYPE_CHECKING:
+    from ..embeddings import Embedder
 
 __all__ = ["FEATURE_NAMES", "TrainableRelevanceFilter", "aisle_themes", "weak_labels"]
 
@@ -57,6 +60,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     "title_word_hit",  # a content word of the theme title occurs in the product text
 )
 """The features, in the order of the model's coefficients."""
+
+EMBEDDING_FEATURE = "embedding_cosine"
+"""Appended to :data:`FEATURE_NAMES` when the filter has an ``embedder``: the cosine of
+the theme's and the product's sentence embeddings."""
 
 Calibration = Literal["auto", "sigmoid", "isotonic", "none"]
 FloatArray = NDArray[np.float64]
@@ -173,6 +180,7 @@ class TrainableRelevanceFilter(RelevanceFilter):
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,
         random_state: int = 0,
+        embedder: Embedder | None = None,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ConfigurationError(f"threshold must be in [0, 1], got {threshold}")
@@ -190,7 +198,13 @@ class TrainableRelevanceFilter(RelevanceFilter):
         self.bm25_k1 = bm25_k1
         self.bm25_b = bm25_b
         self.random_state = random_state
+        self.embedder = embedder
         self._state: _Fitted | None = None
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The features in use: the lexical ones, plus the embedding cosine with an embedder."""
+        return FEATURE_NAMES + ((EMBEDDING_FEATURE,) if self.embedder is not None else ())
 
     @property
     def is_fitted(self) -> bool:
@@ -200,7 +214,7 @@ class TrainableRelevanceFilter(RelevanceFilter):
     def coefficients(self) -> dict[str, float]:
         """Feature name -> coefficient on standardised features (what the model learned)."""
         state = self._require_fitted()
-        return {name: float(c) for name, c in zip(FEATURE_NAMES, state.coef, strict=True)}
+        return {name: float(c) for name, c in zip(self.feature_names, state.coef, strict=True)}
 
     # -- training -----------------------------------------------------------------------
     def fit(
@@ -218,7 +232,9 @@ class TrainableRelevanceFilter(RelevanceFilter):
         word = _Tfidf.fit("word", texts, None)
         char = _Tfidf.fit("char", texts, self.max_char_features)
         avgdl = float(np.mean([len(tokenize(t)) for t in texts])) if texts else 1.0
-        feats = _Features(word, char, avgdl or 1.0, self.bm25_k1, self.bm25_b)
+        feats = _Features(
+            word, char, avgdl or 1.0, self.bm25_k1, self.bm25_b, embedder=self.embedder
+        )
         X = feats.matrix(pairs)
         mean = X.mean(axis=0)
         scale = X.std(axis=0)
@@ -262,7 +278,7 @@ class TrainableRelevanceFilter(RelevanceFilter):
         """The raw feature values per product (for debugging a score)."""
         state = self._require_fitted()
         X = state.feats.matrix_for_theme(theme, products)
-        return {name: [float(v) for v in X[:, i]] for i, name in enumerate(FEATURE_NAMES)}
+        return {name: [float(v) for v in X[:, i]] for i, name in enumerate(self.feature_names)}
 
     # -- persistence --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -273,7 +289,8 @@ class TrainableRelevanceFilter(RelevanceFilter):
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "threshold": self.threshold,
-            "features": list(FEATURE_NAMES),
+            "features": list(self.feature_names),
+            "embedding_model": self.embedder.model_id if self.embedder is not None else None,
             "scaler": {"mean": state.mean.tolist(), "scale": state.scale.tolist()},
             "coef": state.coef.tolist(),
             "intercept": state.intercept,
@@ -300,9 +317,16 @@ class TrainableRelevanceFilter(RelevanceFilter):
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], *, threshold: float | None = None, source: str = "<dict>"
+        cls,
+        data: Mapping[str, Any],
+        *,
+        threshold: float | None = None,
+        source: str = "<dict>",
+        embedder: Embedder | None = None,
     ) -> TrainableRelevanceFilter:
-        """Rebuild a filter from :meth:`to_dict` data, validating every field."""
+        """Rebuild a filter from :meth:`to_dict` data, validating every field.
+
+        A model fitted with an embedder needs the same model (``embedder``) to load."""
         v = _Validator(source)
         if not isinstance(data, Mapping):
             v.fail("", f"expected a JSON object, found {_kind(data)}")
@@ -314,9 +338,20 @@ class TrainableRelevanceFilter(RelevanceFilter):
                 f"unsupported version {data.get('version')!r} (this SDK reads {FORMAT_VERSION})",
             )
         names = v.get(data, "features", list)
-        if list(names) != list(FEATURE_NAMES):
+        with_embedding = list(names) == [*FEATURE_NAMES, EMBEDDING_FEATURE]
+        if list(names) != list(FEATURE_NAMES) and not with_embedding:
             v.fail("features", f"expected {list(FEATURE_NAMES)}, found {names}")
-        n = len(FEATURE_NAMES)
+        if with_embedding:
+            wanted = data.get("embedding_model")
+            if embedder is None:
+                v.fail(
+                    "embedding_model", f"this model needs the embedder {wanted!r}: pass embedder="
+                )
+            if embedder.model_id != wanted:
+                v.fail("embedding_model", f"fitted with {wanted!r}, got {embedder.model_id!r}")
+        else:
+            embedder = None
+        n = len(names)
         scaler = v.get(data, "scaler", dict)
         mean = v.numbers(scaler, "mean", n, where="scaler.mean")
         scale = v.numbers(scaler, "scale", n, where="scaler.scale")
@@ -332,9 +367,9 @@ class TrainableRelevanceFilter(RelevanceFilter):
         word = _check_tfidf(v, v.get(data, "word", dict), "word")
         char = _check_tfidf(v, v.get(data, "char", dict), "char")
         saved_threshold = v.number(data, "threshold")
-        flt = cls(threshold=saved_threshold if threshold is None else threshold)
+        flt = cls(threshold=saved_threshold if threshold is None else threshold, embedder=embedder)
         flt._state = _Fitted(
-            feats=_Features(word, char, avgdl, k1, b),
+            feats=_Features(word, char, avgdl, k1, b, embedder=embedder),
             mean=mean,
             scale=scale,
             coef=coef,
@@ -345,7 +380,11 @@ class TrainableRelevanceFilter(RelevanceFilter):
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], *, threshold: float | None = None
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        threshold: float | None = None,
+        embedder: Embedder | None = None,
     ) -> TrainableRelevanceFilter:
         """Load a model saved by :meth:`save`; safe on untrusted files (JSON only, validated)."""
         source = str(path)
@@ -367,7 +406,7 @@ class TrainableRelevanceFilter(RelevanceFilter):
             raise ConfigurationError(
                 f"{source}: not valid JSON ({e}); the file may be truncated"
             ) from None
-        return cls.from_dict(data, threshold=threshold, source=source)
+        return cls.from_dict(data, threshold=threshold, source=source, embedder=embedder)
 
     def _require_fitted(self) -> _Fitted:
         if self._state is None:
@@ -411,7 +450,18 @@ class _Fitted:
 
 
 class _Features:
-    def __init__(self, word: _Tfidf, char: _Tfidf, avgdl: float, k1: float, b: float) -> None:
+    def __init__(
+        self,
+        word: _Tfidf,
+        char: _Tfidf,
+        avgdl: float,
+        k1: float,
+        b: float,
+        *,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.n_features = len(FEATURE_NAMES) + (embedder is not None)
         self.word = word
         self.char = char
         self.avgdl = avgdl
@@ -426,7 +476,7 @@ class _Features:
 
     def matrix(self, pairs: Sequence[tuple[Theme, Product]]) -> FloatArray:
         """Feature rows for ``pairs``, computed theme by theme (same order as ``pairs``)."""
-        X = np.zeros((len(pairs), len(FEATURE_NAMES)), dtype=np.float64)
+        X = np.zeros((len(pairs), self.n_features), dtype=np.float64)
         groups: dict[int, list[int]] = defaultdict(list)  # by theme identity: themes hold lists
         for i, (theme, _) in enumerate(pairs):
             groups[id(theme)].append(i)
@@ -436,7 +486,10 @@ class _Features:
 
     def matrix_for_theme(self, theme: Theme, products: Sequence[Product]) -> FloatArray:
         texts = [p.text for p in products]
-        X = np.zeros((len(products), len(FEATURE_NAMES)), dtype=np.float64)
+        X = np.zeros((len(products), self.n_features), dtype=np.float64)
+        if self.embedder is not None:
+            vecs = self.embedder.embed([theme.text, *texts])
+            X[:, len(FEATURE_NAMES)] = vecs[1:] @ vecs[0]
         X[:, 0] = self.word.cosine(theme.text, texts)
         X[:, 1] = self.char.cosine(theme.text, texts)
         concepts_text = " ".join(theme.concepts)
