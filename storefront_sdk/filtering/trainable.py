@@ -15,6 +15,11 @@ with an error naming the file and field.
 No labels yet? :func:`weak_labels` bootstraps them from the catalog's own
 structure (positives: products of the aisle a theme names; negatives: products
 of other aisles and departments).
+
+Features live in :mod:`.relevance_features` and weak labels in
+:mod:`.weak_labels` (both re-exported here); this module is the model itself --
+fit, calibration, score, and the validated JSON save/load, kept together
+because the loader must rebuild exactly what ``fit`` produced.
 """
 
 from __future__ import annotations
@@ -22,9 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import tempfile
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
@@ -35,124 +38,33 @@ from numpy.typing import NDArray
 from ..catalog import Catalog
 from ..exceptions import ConfigurationError
 from ..interfaces import RelevanceFilter
-from ..text import STOP_WORDS, normalize, tokenize
+from ..text import tokenize
 from ..types import Product, Theme
+from .relevance_features import (
+    EMBEDDING_FEATURE,
+    FEATURE_NAMES,
+    FloatArray,
+    _Features,
+    _Tfidf,
+)
+from .weak_labels import aisle_themes, weak_labels
 
 if TYPE_CHECKING:
     from ..embeddings import Embedder
 
-__all__ = ["FEATURE_NAMES", "TrainableRelevanceFilter", "aisle_themes", "weak_labels"]
+
+__all__ = [
+    "EMBEDDING_FEATURE",
+    "FEATURE_NAMES",
+    "TrainableRelevanceFilter",
+    "aisle_themes",
+    "weak_labels",
+]
 
 FORMAT = "storefront_sdk.TrainableRelevanceFilter"
 FORMAT_VERSION = 1
 
-FEATURE_NAMES: tuple[str, ...] = (
-    "word_cosine",  # word TF-IDF cosine, theme text vs product text
-    "char_cosine",  # character 3-5-gram TF-IDF cosine, same texts
-    "concept_cosine",  # word TF-IDF cosine, theme concepts only vs product text
-    "bm25",  # BM25 of the theme's words against the product text, normalised to [0, 1]
-    "department_match",  # product department is one of theme.departments
-    "department_mismatch",  # the theme restricts departments and this is not one of them
-    "category_named",  # a concept *is* the product's aisle or department name
-    "category_overlap",  # best share of a concept's words found in the aisle/department name
-    "concept_in_title",  # a whole concept phrase occurs in the product title
-    "concept_hit_share",  # share of concepts with at least one word in the title
-    "title_word_hit",  # a content word of the theme title occurs in the product text
-)
-"""The features, in the order of the model's coefficients."""
-
-EMBEDDING_FEATURE = "embedding_cosine"
-"""Appended to :data:`FEATURE_NAMES` when the filter has an ``embedder``: the cosine of
-the theme's and the product's sentence embeddings."""
-
 Calibration = Literal["auto", "sigmoid", "isotonic", "none"]
-FloatArray = NDArray[np.float64]
-
-
-# -- text vectorisers (own implementation: exactly serialisable, no pickle) -------------------
-
-
-def _word_terms(text: str) -> list[str]:
-    return tokenize(text)
-
-
-def _char_terms(text: str) -> list[str]:
-    out: list[str] = []
-    for tok in tokenize(text):
-        padded = f" {tok} "
-        for n in (3, 4, 5):
-            out.extend(padded[i : i + n] for i in range(len(padded) - n + 1))
-    return out
-
-
-_ANALYZERS: dict[str, Callable[[str], list[str]]] = {"word": _word_terms, "char": _char_terms}
-
-
-class _Tfidf:
-    """Sublinear TF x smooth IDF, L2-normalised rows; the vocabulary is a plain list."""
-
-    def __init__(
-        self, analyzer: str, vocabulary: Sequence[str], df: Sequence[int], n_docs: int
-    ) -> None:
-        self.analyzer = analyzer
-        self.vocabulary = list(vocabulary)
-        self.index = {t: i for i, t in enumerate(self.vocabulary)}
-        self.df = np.asarray(df, dtype=np.float64)
-        self.n_docs = int(n_docs)
-        self.idf = np.log((1.0 + self.n_docs) / (1.0 + self.df)) + 1.0
-        self._idf: list[float] = self.idf.tolist()
-        self._terms = _ANALYZERS[analyzer]
-        self.memo_size = 20_000
-        self._memo: dict[str, dict[int, float]] = {}
-
-    @classmethod
-    def fit(cls, analyzer: str, docs: Iterable[str], max_features: int | None) -> _Tfidf:
-        terms = _ANALYZERS[analyzer]
-        df: Counter[str] = Counter()
-        n = 0
-        for doc in docs:
-            df.update(set(terms(doc)))
-            n += 1
-        ranked = sorted(df.items(), key=lambda kv: (-kv[1], kv[0]))
-        if max_features is not None:
-            ranked = ranked[:max_features]
-        ranked.sort(key=lambda kv: kv[0])
-        return cls(analyzer, [t for t, _ in ranked], [c for _, c in ranked], n)
-
-    def vector(self, text: str) -> dict[int, float]:
-        """The L2-normalised TF-IDF vector of ``text`` as ``{term index: weight}`` (memoised)."""
-        vec = self._memo.get(text)
-        if vec is not None:
-            return vec
-        vec = {}
-        for term, tf in Counter(self._terms(text)).items():
-            i = self.index.get(term)
-            if i is not None:
-                vec[i] = (1.0 + math.log(tf)) * self._idf[i]
-        norm = math.sqrt(sum(v * v for v in vec.values()))
-        if norm > 0:
-            vec = {i: v / norm for i, v in vec.items()}
-        if len(self._memo) >= self.memo_size:
-            self._memo.clear()
-        self._memo[text] = vec
-        return vec
-
-    def cosine(self, query: str, texts: Sequence[str]) -> FloatArray:
-        q = self.vector(query)
-        out = np.zeros(len(texts), dtype=np.float64)
-        if not q:
-            return out
-        for r, text in enumerate(texts):
-            out[r] = sum(w * q[i] for i, w in self.vector(text).items() if i in q)
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "analyzer": self.analyzer,
-            "n_docs": self.n_docs,
-            "vocabulary": list(self.vocabulary),
-            "df": [int(x) for x in self.df],
-        }
 
 
 # -- the filter -------------------------------------------------------------------------------
@@ -449,103 +361,6 @@ class _Fitted:
 # -- features -----------------------------------------------------------------------------------
 
 
-class _Features:
-    def __init__(
-        self,
-        word: _Tfidf,
-        char: _Tfidf,
-        avgdl: float,
-        k1: float,
-        b: float,
-        *,
-        embedder: Embedder | None = None,
-    ) -> None:
-        self.embedder = embedder
-        self.n_features = len(FEATURE_NAMES) + (embedder is not None)
-        self.word = word
-        self.char = char
-        self.avgdl = avgdl
-        self.k1 = k1
-        self.b = b
-        df = np.asarray(word.df, dtype=np.float64)
-        n = float(word.n_docs)
-        self._bm25_idf = dict(
-            zip(word.vocabulary, np.log(1.0 + (n - df + 0.5) / (df + 0.5)), strict=True)
-        )
-        self._unseen_idf = math.log(1.0 + (n + 0.5) / 0.5)
-
-    def matrix(self, pairs: Sequence[tuple[Theme, Product]]) -> FloatArray:
-        """Feature rows for ``pairs``, computed theme by theme (same order as ``pairs``)."""
-        X = np.zeros((len(pairs), self.n_features), dtype=np.float64)
-        groups: dict[int, list[int]] = defaultdict(list)  # by theme identity: themes hold lists
-        for i, (theme, _) in enumerate(pairs):
-            groups[id(theme)].append(i)
-        for idx in groups.values():
-            X[idx] = self.matrix_for_theme(pairs[idx[0]][0], [pairs[i][1] for i in idx])
-        return X
-
-    def matrix_for_theme(self, theme: Theme, products: Sequence[Product]) -> FloatArray:
-        texts = [p.text for p in products]
-        X = np.zeros((len(products), self.n_features), dtype=np.float64)
-        if self.embedder is not None:
-            vecs = self.embedder.embed([theme.text, *texts])
-            X[:, len(FEATURE_NAMES)] = vecs[1:] @ vecs[0]
-        X[:, 0] = self.word.cosine(theme.text, texts)
-        X[:, 1] = self.char.cosine(theme.text, texts)
-        concepts_text = " ".join(theme.concepts)
-        if concepts_text.strip():
-            X[:, 2] = self.word.cosine(concepts_text, texts)
-        query = sorted(set(tokenize(theme.text)))  # sorted: float sums in a fixed order
-        depts = {normalize(d) for d in theme.departments}
-        concepts = [normalize(c) for c in theme.concepts if normalize(c)]
-        concept_set = set(concepts)
-        concept_tokens = [set(tokenize(c)) for c in concepts]
-        concept_tokens = [t for t in concept_tokens if t]
-        concept_seqs = [" ".join(tokenize(c)) for c in concepts]
-        concept_seqs = [s for s in concept_seqs if s]
-        title_words = {t for t in tokenize(theme.title) if t not in STOP_WORDS and not t.isdigit()}
-        for i, p in enumerate(products):
-            doc = tokenize(p.text)
-            X[i, 3] = self._bm25(query, doc)
-            dept = normalize(p.department)
-            aisle = normalize(p.aisle)
-            if depts:
-                X[i, 4] = float(dept in depts)
-                X[i, 5] = float(dept not in depts)
-            X[i, 6] = float(bool(concept_set) and (aisle in concept_set or dept in concept_set))
-            cat_tokens = set(tokenize(f"{p.aisle} {p.department}"))
-            if concept_tokens and cat_tokens:
-                X[i, 7] = max(len(ct & cat_tokens) / len(ct) for ct in concept_tokens)
-            title_tokens = tokenize(p.title)
-            title_seq = f" {' '.join(title_tokens)} "
-            title_set = set(title_tokens)
-            if concept_seqs:
-                X[i, 8] = float(any(f" {s} " in title_seq for s in concept_seqs))
-            if concept_tokens:
-                X[i, 9] = sum(1 for ct in concept_tokens if ct & title_set) / len(concept_tokens)
-            if title_words:
-                X[i, 10] = float(bool(title_words & set(doc)))
-        return X
-
-    def _bm25(self, query: Sequence[str], doc: list[str]) -> float:
-        if not query or not doc:
-            return 0.0
-        tf = Counter(doc)
-        norm = self.k1 * (1.0 - self.b + self.b * len(doc) / self.avgdl)
-        score = 0.0
-        best = 0.0
-        for q in query:
-            idf = self._bm25_idf.get(q, self._unseen_idf)
-            best += idf * (self.k1 + 1.0)
-            f = tf.get(q, 0)
-            if f:
-                score += idf * f * (self.k1 + 1.0) / (f + norm)
-        return score / best if best > 0 else 0.0
-
-
-# -- calibration ---------------------------------------------------------------------------------
-
-
 def _fit_calibration(
     kind: str, model: Callable[[], Any], Z: FloatArray, y: NDArray[np.int64], cv: int, seed: int
 ) -> dict[str, Any]:
@@ -699,152 +514,3 @@ def _check_tfidf(v: _Validator, d: Mapping[str, Any], analyzer: str) -> _Tfidf:
     if np.any(df < 1) or np.any(df > n_docs) or not np.all(np.mod(df, 1) == 0):
         v.fail(f"{analyzer}.df", "document frequencies must be integers in [1, n_docs]")
     return _Tfidf(analyzer, vocab, df.astype(np.int64).tolist(), int(n_docs))
-
-
-# -- weak labels ---------------------------------------------------------------------------------
-
-
-def _display(name: str) -> str:
-    return " ".join(w[:1].upper() + w[1:] if i == 0 else w for i, w in enumerate(name.split()))
-
-
-_TITLES = (
-    "{c} favourites",
-    "All about {c}",
-    "{c} night",
-    "Stock up on {c}",
-    "Fresh {c} finds",
-    "Weekend {c}",
-    "{a} picks",
-)
-
-
-def aisle_themes(
-    catalog: Catalog, *, per_aisle: int = 2, seed: int = 0, min_products: int = 5
-) -> list[Theme]:
-    """Synthetic themes for bootstrapping: ``per_aisle`` per aisle, shaped like generated ones.
-
-    Concepts are words typical of the aisle's product titles ("spaghetti",
-    "penne" for pasta); the aisle name itself is a concept only sometimes, and
-    titles vary ("Spaghetti night", "All about penne"), so a model trained on
-    them learns the text features too, not only "the concept is the aisle name".
-    """
-    return [theme for theme, _ in _aisle_themes(catalog, per_aisle, seed, min_products)]
-
-
-def _title_words(title: str) -> set[str]:
-    return {w for w in normalize(title).split() if len(w) > 2 and w not in STOP_WORDS}
-
-
-def _aisle_themes(
-    catalog: Catalog, per_aisle: int, seed: int, min_products: int
-) -> list[tuple[Theme, str]]:
-    rng = random.Random(seed)
-    by_aisle: dict[str, list[Product]] = defaultdict(list)
-    overall: Counter[str] = Counter()
-    for p in catalog:
-        overall.update(_title_words(p.title))
-        if p.aisle:
-            by_aisle[p.aisle].append(p)
-    themes: list[tuple[Theme, str]] = []
-    for aisle in sorted(by_aisle):
-        products = by_aisle[aisle]
-        if len(products) < min_products:
-            continue
-        counts: Counter[str] = Counter()
-        for p in products:
-            counts.update(_title_words(p.title))
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))  # deterministic ties
-        typical = [w for w, c in ranked if c >= 2 and c / overall[w] >= 0.5 and not w.isdigit()][
-            :8
-        ] or [aisle]
-        dept = products[0].department
-        for _ in range(per_aisle):
-            concepts = rng.sample(typical, min(len(typical), rng.randint(1, 3)))
-            if rng.random() < 0.3 and aisle not in concepts:
-                concepts.append(aisle)
-            template = rng.choice(_TITLES)
-            title = template.format(c=concepts[0], a=aisle)
-            theme = Theme(
-                title=title[:1].upper() + title[1:60],
-                description=f"Ideas with {' and '.join(concepts[:2])}.",
-                concepts=concepts,
-                kind="aisle",
-                departments=[dept] if dept and rng.random() < 0.3 else [],
-            )
-            themes.append((theme, aisle))
-    return themes
-
-
-def _matching_aisles(theme: Theme, aisles: Iterable[str]) -> set[str]:
-    """Aisles a theme's concepts name: equal, or every word of a concept is in the aisle name."""
-    out: set[str] = set()
-    concepts = [set(tokenize(c)) for c in theme.concepts]
-    title = set(tokenize(theme.title))
-    for aisle in aisles:
-        words = set(tokenize(aisle))
-        if not words:
-            continue
-        if any(c and c <= words for c in concepts) or (title and words <= title):
-            out.add(aisle)
-    return out
-
-
-def weak_labels(
-    catalog: Catalog,
-    themes: Sequence[Theme] | None = None,
-    *,
-    positives_per_theme: int = 12,
-    negatives_per_theme: int = 24,
-    hard_negative_share: float = 0.3,
-    seed: int = 0,
-) -> tuple[list[tuple[Theme, Product]], list[int]]:
-    """Bootstrap labelled pairs from the catalog's structure (no human labels needed).
-
-    For each theme (default: :func:`aisle_themes`), positives are products of
-    the aisles its concepts name; negatives are random products of other
-    departments, plus a ``hard_negative_share`` from other aisles of the same
-    department. Themes that name no aisle are skipped. Returns ``(pairs, labels)``
-    ready for :meth:`TrainableRelevanceFilter.fit`.
-    """
-    rng = random.Random(seed)
-    by_aisle: dict[str, list[Product]] = defaultdict(list)
-    aisles_of: dict[str, set[str]] = defaultdict(set)
-    for p in catalog:
-        by_aisle[p.aisle].append(p)
-        aisles_of[p.department].add(p.aisle)
-    everything = list(catalog)
-    if themes is None:
-        targets = [(t, {a}) for t, a in _aisle_themes(catalog, 2, seed, 5)]
-    else:
-        targets = [(t, _matching_aisles(t, by_aisle)) for t in themes]
-    pairs: list[tuple[Theme, Product]] = []
-    labels: list[int] = []
-    for theme, aisles in targets:
-        if not aisles:
-            continue
-        pos = [p for a in sorted(aisles) for p in by_aisle[a]]
-        depts = {p.department for p in pos}
-        siblings = sorted({a for d in depts for a in aisles_of[d]} - aisles)
-        near = [p for a in siblings for p in by_aisle[a]]
-        n_hard = min(len(near), round(negatives_per_theme * hard_negative_share))
-        negs = rng.sample(near, n_hard)
-        seen = {p.id for p in negs}
-        for _ in range(50 * negatives_per_theme):  # far negatives: rejection sampling
-            if len(negs) >= negatives_per_theme:
-                break
-            p = rng.choice(everything)
-            if p.department not in depts and p.id not in seen:
-                negs.append(p)
-                seen.add(p.id)
-        for p in rng.sample(pos, min(len(pos), positives_per_theme)):
-            pairs.append((theme, p))
-            labels.append(1)
-        for p in negs:
-            pairs.append((theme, p))
-            labels.append(0)
-    if not pairs or len(set(labels)) < 2:
-        raise ConfigurationError(
-            "weak_labels: no theme names an aisle of this catalog; pass other themes"
-        )
-    return pairs, labels
