@@ -13,6 +13,9 @@ The markup is stable for tests and scrapers: ``section.placement`` (with
 ``data-placement-index`` and ``data-source``), ``h2.placement-title``,
 ``p.placement-description``, ``li.keyword``, ``span.source-badge`` and
 ``article.product-card`` (with ``data-product-id``).
+
+It stays one module because both renderers share one stylesheet, one escaping discipline
+and the same markup helpers.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ to the page's own number of unseen products for discovery recall. Each
 configuration gets the paired differences (``recall - buy_again``,
 ``discovery - popular``); the reference columns, listed first, are computed at
 the counts of ``reference_counts`` (default: the first configuration).
+
+It stays one module because it is one loop: building, judging, aggregating and reporting
+are the stages of the same evaluate call.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ The shipped model (``storefront_sdk/data/judge_relevance.json``) was trained by
 the other half (query-disjoint); the file records that check. An embedding
 model can be added as a sixteenth feature (``pair_features=``) when one is
 available, as long as the pipeline under evaluation does not filter with it.
+
+It stays one module because it is one model: its tokeniser, features, training and
+save/load must stay in step with each other.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ metrics. :class:`LLMJudge` asks a model with a rubric per criterion, reason
 first and verdict second, and takes a majority vote over ``strictness``
 samples. Both return a :class:`~storefront_sdk.types.JudgeReport`; a verdict
 the judge could not produce is kept with ``valid=False``, never dropped.
+
+It stays one module because it holds the two implementations of one judge protocol,
+which share their criteria, report shapes and helpers.
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ Every theme pins its products (``Theme.pinned_product_ids``), computed together
 so that no product appears twice on a page; retrieval only tops up a placement
 whose pinned products run short. :meth:`HistoryThemeGenerator.fit` on other
 users' orders adds a "Goes well with ..." theme (products bought together).
+
+It stays one module because it is one generator: each placement kind above is a step of
+the same page layout over the same affinity scores.
 """
 
 from __future__ import annotations

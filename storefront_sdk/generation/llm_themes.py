@@ -13,6 +13,9 @@ repaired (whitespace, one-line descriptions, empty or duplicate concepts); the
 are enforced by the storefront's ``MerchandisingGate`` for every generator.
 Fewer themes may come back; when none survive, :class:`OutputValidationError`
 says why and the storefront falls back to the baseline.
+
+It stays one module because it is one pipeline: prompt building, validation,
+merchandising rules and caching are the steps of the same generate call.
 """
 
 from __future__ import annotations

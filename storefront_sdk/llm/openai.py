@@ -25,6 +25,9 @@ The API key comes from the argument, ``STOREFRONT_LLM_API_KEY`` or
 ``OPENAI_API_KEY``. It is sent as a bearer token and nowhere else: it is registered
 with :mod:`storefront_sdk._secrets`, which scrubs it (raw, JSON-escaped, URL-encoded,
 base64) from every error, re-ask, log line and completion before anything is cut.
+
+It stays one module because it is one backend: the sync and async paths share the one
+dialogue generator, which splitting would separate.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ protocol. :class:`LocalLLM` is the batteries-included one: SmolLM2-135M-Instruct
 
 Importing this module is cheap: ``outlines``, ``llama_cpp`` and the constraint
 backends are imported when a model is first used.
+
+It stays one module because it is one backend: the schema conversion, the constraint
+cache, the locking and the model loading all serve the same call path.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ the ``epsilon`` floor for negative IDF, same order of float operations).
 A multi-keyword :class:`~storefront_sdk.types.RetrievalQuery` runs every
 keyword as its own query, gives each keyword a quota, and merges the lists
 round-robin so every keyword contributes (see ``docs/retrieval.md``).
+
+It stays one module because it is one index: building, querying and the multi-keyword
+merge work on the same CSR structure.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ Answers come from ``responder(request_json) -> str`` when given, otherwise from
 ``json_object`` + ``schema`` shape). Failures (429 with Retry-After, 500,
 hangs past the client's timeout, malformed JSON content) are injected at
 ``failure_rate``, drawn from a seeded generator, so a run is reproducible.
+
+It stays one module because it is one server: the HTTP framing, the schema sampler that
+writes the answers and the fault injection all serve the same request loop.
 """
 
 from __future__ import annotations
