@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from storefront_sdk import Catalog, ConfigurationError, Storefront, Theme
+from storefront_sdk import Catalog, ConfigurationError, StaticThemeGenerator, Storefront, Theme
 from storefront_sdk.demo import demo_user
 from storefront_sdk.filtering.trainable import (
     FEATURE_NAMES,
@@ -234,7 +234,15 @@ def test_unfitted_and_bad_training_input_give_clear_errors(demo_catalog: Catalog
 
 
 def test_plugs_into_a_storefront(demo_catalog: Catalog, fitted: TrainableRelevanceFilter) -> None:
-    sf = Storefront(demo_catalog, llm=None, cache=None, relevance_filter=fitted)
+    # Static themes pin nothing, so every placement is retrieved and filtered (history
+    # themes of a returning user are pinned lists that never reach the filter).
+    sf = Storefront(
+        demo_catalog,
+        llm=None,
+        cache=None,
+        relevance_filter=fitted,
+        theme_generator=StaticThemeGenerator(),
+    )
     page = sf.build(demo_user("demo-3"))
     assert page.placements
     stages = page.trace.stages_of("filter")
