@@ -25,6 +25,7 @@ one, and every page served is written to the exposure sink.
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import time
 from collections import OrderedDict
@@ -312,6 +313,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The catalog, indexes and models loaded above are long-lived: moving them out of
+        # the collector's generations keeps full collections (which walked ~1M objects and
+        # paused every request) off the serving path. The process is ours, so this
+        # process-wide setting is the server's to make (the library never calls it).
+        gc.collect()
+        gc.freeze()
         yield
         server.close()
 
