@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from ..llm import cached as _cached
 from ..llm.base import LLM, ChatMessage, Choice, LLMResult, MultiChoice, OutputSpec, Structured
+from ..llm.cached import current_cache_identity
 from ..tracing import current_stage
 from .records import LLMCallRecord, OutputConstraint
 
@@ -56,11 +56,11 @@ def _jsonable(value: Any) -> Any:
 def _theme_title() -> str | None:
     """The theme a keyword call is for, from the open cache identity (the keyword
     generator keys its requests by theme)."""
-    identity = _cached._IDENTITY.get()
-    if identity is None or identity.stage != "keywords":
+    identity = current_cache_identity()
+    if identity is None or identity[0] != "keywords":
         return None
     try:
-        parts = identity.parts() if callable(identity.parts) else identity.parts
+        parts = identity[1]() if callable(identity[1]) else identity[1]
         theme = parts.get("theme")
         title = theme.get("title") if isinstance(theme, dict) else None
     except Exception:  # an identity that cannot be evaluated: the title stays unknown

@@ -40,7 +40,7 @@ from .base import LLM, ChatMessage, LLMResult, LLMUsage, MultiChoice, OutputSpec
 if TYPE_CHECKING:
     from ..cache import BaseGenerationCache
 
-__all__ = ["CachingLLM", "LazyMessages", "cache_identity"]
+__all__ = ["CachingLLM", "LazyMessages", "cache_identity", "current_cache_identity"]
 
 T = TypeVar("T")
 
@@ -72,6 +72,13 @@ def cache_identity(stage: str, parts: Parts) -> Iterator[None]:
         yield
     finally:
         _IDENTITY.reset(token)
+
+
+def current_cache_identity() -> tuple[str, Parts] | None:
+    """``(stage, parts)`` of the :func:`cache_identity` block open in this context, if any
+    (a wrapper such as the distillation recorder reads which theme a call is for)."""
+    identity = _IDENTITY.get()
+    return None if identity is None else (identity.stage, identity.parts)
 
 
 class LazyMessages(Sequence[ChatMessage]):
