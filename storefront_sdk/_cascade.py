@@ -378,7 +378,6 @@ class Cascade:
         """``(keywords, fell_back)`` from the keyword generator, or its fallback."""
         parts = self.parts
         gen = parts.keyword_generator
-        n = self.config.keywords_per_placement
         is_fallback = gen is parts.fallback_keyword_generator
         if (
             self.config.baseline_keywords_for_baseline_themes
@@ -397,19 +396,10 @@ class Cascade:
         ):
             reason = "page deadline passed"
         else:
-            taxonomy = parts.taxonomy
             try:
-                raw, rec = yield Call(
-                    "keywords",
-                    gen,
-                    partial(gen.generate, theme, taxonomy, user, n),
-                    partial(gen.agenerate, theme, taxonomy, user, n),
-                    slot,
-                    cancellable=not is_fallback and self._generative(gen),
+                keywords = yield from self._keyword_call(
+                    gen, slot, theme, user, cancellable=not is_fallback and self._generative(gen)
                 )
-                keywords = validated(rec, self._in_taxonomy, raw, slot)
-                keywords = self._keyword_gates(keywords, theme, user, slot)[:n]
-                rec.details["keywords"] = keywords
                 if keywords or is_fallback:
                     return keywords, False
                 reason = "no keyword of the taxonomy passed the checks"
@@ -424,27 +414,45 @@ class Cascade:
     def _fallback_keywords(
         self, slot: int, theme: Theme, user: UserContext, reason: str | None
     ) -> Steps:
-        gen = self.parts.fallback_keyword_generator
-        n = self.config.keywords_per_placement
-        taxonomy = self.parts.taxonomy
         try:
-            raw, rec = yield Call(
-                "keywords",
-                gen,
-                partial(gen.generate, theme, taxonomy, user, n),
-                partial(gen.agenerate, theme, taxonomy, user, n),
-                slot,
-                fallback_reason=reason,
+            keywords: list[str] = yield from self._keyword_call(
+                self.parts.fallback_keyword_generator, slot, theme, user, fallback_reason=reason
             )
-            keywords = validated(rec, self._in_taxonomy, raw, slot)
-            keywords = self._keyword_gates(keywords, theme, user, slot)[:n]
-            rec.details["keywords"] = keywords
             return keywords
         except Exception as exc:  # the baseline itself failed: no retrieval for this theme
             self.trace.add_event(
                 "stage_failed", f"fallback keywords failed: {error_text(exc)}", placement=slot
             )
             return []
+
+    def _keyword_call(
+        self,
+        gen: KeywordGenerator,
+        slot: int,
+        theme: Theme,
+        user: UserContext,
+        *,
+        cancellable: bool = False,
+        fallback_reason: str | None = None,
+    ) -> Steps:
+        """One keyword generator's keywords for ``theme``: in the taxonomy, past the gates,
+        at most ``keywords_per_placement``, recorded on the stage. Raises what the call or
+        its contract check raised."""
+        n = self.config.keywords_per_placement
+        taxonomy = self.parts.taxonomy
+        raw, rec = yield Call(
+            "keywords",
+            gen,
+            partial(gen.generate, theme, taxonomy, user, n),
+            partial(gen.agenerate, theme, taxonomy, user, n),
+            slot,
+            fallback_reason=fallback_reason,
+            cancellable=cancellable,
+        )
+        keywords = validated(rec, self._in_taxonomy, raw, slot)
+        keywords = self._keyword_gates(keywords, theme, user, slot)[:n]
+        rec.details["keywords"] = keywords
+        return keywords
 
     def _in_taxonomy(self, raw: Any, slot: int) -> list[str]:
         if not isinstance(raw, list) or not all(isinstance(k, str) for k in raw):
