@@ -135,6 +135,9 @@ class _Draft:
     source: PlacementSource
     keywords: list[str]
     products: list[ScoredProduct] = field(default_factory=list)
+    pinned_only: bool = False
+    """The pins fill the placement: keywords, retrieval, filter and ranking were skipped
+    (assembly runs them after all if gates or duplicates leave the placement short)."""
 
 
 class Cascade:
@@ -232,7 +235,7 @@ class Cascade:
                 continue
             drafts = yield Parallel([self._placement(s, t, src, user) for s, t, src in batch])
             for draft in drafts:
-                placement = self._assemble(draft, accepted, used, user)
+                placement = yield from self._assemble(draft, accepted, used, user)
                 if placement is not None:
                     accepted.append(placement)
                     if cfg.dedupe_products:
@@ -357,6 +360,43 @@ class Cascade:
     def _placement(
         self, slot: int, theme: Theme, source: PlacementSource, user: UserContext
     ) -> Steps:
+        pinned = self._pinned(theme)
+        if len(pinned) >= self.config.products_per_placement:
+            # The theme's pins fill the placement (the history baseline pins every
+            # product): keywords, retrieval, filter and ranking could only add candidates
+            # that are never shown, so they are skipped. Product and placement gates still
+            # run in assembly, which retrieves after all if they leave the placement short.
+            self.trace.add_event(
+                "pinned",
+                f"{len(pinned)} pinned products fill the placement: keywords, retrieval, "
+                "filter and ranking skipped",
+                placement=slot,
+                pinned=len(pinned),
+            )
+            return _Draft(
+                slot=slot,
+                theme=theme,
+                source=source,
+                keywords=[],
+                products=pinned,
+                pinned_only=True,
+            )
+        draft = yield from self._retrieved(slot, theme, source, user)
+        return draft
+
+    def _pinned(self, theme: Theme) -> list[ScoredProduct]:
+        """The theme's pinned products that are in the catalog, once each, in order."""
+        catalog = self.catalog
+        return [
+            ScoredProduct.of(catalog[pid], pinned=True)
+            for pid in dict.fromkeys(theme.pinned_product_ids)
+            if pid in catalog
+        ]
+
+    def _retrieved(
+        self, slot: int, theme: Theme, source: PlacementSource, user: UserContext
+    ) -> Steps:
+        """The full per-placement cascade: keywords, then pinned + retrieved products."""
         parts = self.parts
         keywords, fell_back = yield from self._keywords(slot, theme, user)
         can_retry = (
@@ -605,20 +645,58 @@ class Cascade:
     # -- assembly -----------------------------------------------------------------------------
     def _assemble(
         self, draft: _Draft, accepted: list[Placement], used: set[str], user: UserContext
-    ) -> Placement | None:
+    ) -> Steps:
+        """The placement of ``draft`` (None when it is dropped), after product gates,
+        product de-duplication, density and placement gates."""
         cfg = self.config
-        # Product gates run here, lazily, on the products that would be shown: a rejected
-        # product is replaced by the next candidate.
         items: list[ScoredProduct] = []
+        self._admit(draft, draft.products, items, used, user)
+        if draft.pinned_only and len(items) < cfg.products_per_placement:
+            # Gates or products shown above took some pins: the skipped stages run after
+            # all, and their candidates follow the pins exactly as they would have.
+            short = cfg.products_per_placement - len(items)
+            self.trace.add_event(
+                "pinned_short",
+                f"{short} pinned product(s) not shown: retrieving candidates to top up",
+                placement=draft.slot,
+                missing=short,
+            )
+            full = yield from self._retrieved(draft.slot, draft.theme, draft.source, user)
+            draft.keywords = full.keywords
+            self._admit(draft, [sp for sp in full.products if not sp.pinned], items, used, user)
+        return self._finish(draft, items, accepted, user)
+
+    def _admit(
+        self,
+        draft: _Draft,
+        products: list[ScoredProduct],
+        items: list[ScoredProduct],
+        used: set[str],
+        user: UserContext,
+    ) -> None:
+        """Append ``products`` to ``items`` until the placement is full, skipping products
+        shown above (``used``) and those a product gate rejects. Product gates run here,
+        lazily, on the products that would be shown: a rejected product is replaced by the
+        next candidate."""
+        size = self.config.products_per_placement
         checked = bool(self.gates_by_level["product"])
-        for sp in draft.products:
+        for sp in products:
+            if len(items) >= size:
+                break
             if sp.product.id in used or (
                 checked and self._product_rejected(sp.product, draft.theme, user, draft.slot)
             ):
                 continue
             items.append(sp)
-            if len(items) >= cfg.products_per_placement:
-                break
+
+    def _finish(
+        self,
+        draft: _Draft,
+        items: list[ScoredProduct],
+        accepted: list[Placement],
+        user: UserContext,
+    ) -> Placement | None:
+        cfg = self.config
         items = _final_scores(items)
         if len(items) < cfg.min_products:
             self.trace.add_event(

@@ -82,7 +82,12 @@ class RaisingGate(Gate):
 
 @pytest.mark.parametrize("level", ["theme", "keyword", "product", "placement"])
 def test_a_raising_gate_is_traced_and_rejects_never_raises(catalog: Catalog, level: str) -> None:
-    sf = Storefront(catalog, llm=None, gates=[*default_gates(), RaisingGate(level)])
+    # Keywords are only generated for placements their pins do not fill: static themes
+    # (no pins) reach the keyword gates, then fall back to the pinned history themes.
+    themes = StaticThemeGenerator() if level == "keyword" else None
+    sf = Storefront(
+        catalog, llm=None, gates=[*default_gates(), RaisingGate(level)], theme_generator=themes
+    )
     for user in demo_users()[:2]:
         page = sf.build(user)
         failed = page.trace.events_of("gate_failed")

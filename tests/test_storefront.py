@@ -66,11 +66,19 @@ def test_products_appear_once_per_page_and_keywords_are_in_the_taxonomy(sf: Stor
 
 def test_trace_explains_every_product(sf: Storefront, demo_catalog: Catalog) -> None:
     page = sf.build(demo_user("demo-2"))
-    stages = {s.stage for s in page.trace.stages}
-    assert {"themes", "keywords", "retrieve", "filter", "rank"} <= stages
     assert page.trace.total_ms > 0
-    # The history themes pin their products (retrieval only tops them up): explain a
-    # retrieved product on a page of static themes, whose products all come from retrieval.
+    # The history themes pin every product: a placement its pins fill runs no keyword,
+    # retrieval, filter or ranking stage, and the trace says so for each placement.
+    assert {s.stage for s in page.trace.stages} == {"themes"}
+    pinned = page.trace.events_of("pinned")
+    assert len(pinned) == len(page.placements)
+    pairs = zip(pinned, page.placements, strict=True)
+    assert all(ev.data["pinned"] >= len(pl.products) for ev, pl in pairs)
+    first = page.placements[0].products[0]
+    (why,) = page.explain(first.product.id)
+    assert why["pinned"] and why["keyword"] is None and why["rank"] == 0
+    # Explain a retrieved product on a page of static themes, whose products all come
+    # from retrieval.
     static = Storefront(demo_catalog, llm=None, theme_generator=StaticThemeGenerator())
     page = static.build(demo_user("demo-2"))
     retrieved = next(sp for pl in page.placements for sp in pl.products if not sp.pinned)
@@ -183,11 +191,13 @@ def test_theme_generator_failure_falls_back(demo_catalog: Catalog) -> None:
 
 def test_keyword_failures_fall_back_to_the_taxonomy_baseline(demo_catalog: Catalog) -> None:
     for gen in (ExplodingKeywords(), OffTaxonomyKeywords()):
-        # History themes normally skip the keyword generator; ask it anyway, to see it fail.
+        # Static themes (their products all come from retrieval) normally skip the keyword
+        # generator; ask it anyway, to see it fail.
         sf = Storefront(
             demo_catalog,
             llm=None,
             keyword_generator=gen,
+            theme_generator=StaticThemeGenerator(),
             baseline_keywords_for_baseline_themes=False,
         )
         page = sf.build(demo_user("demo-2"))
@@ -198,7 +208,12 @@ def test_keyword_failures_fall_back_to_the_taxonomy_baseline(demo_catalog: Catal
 
 
 def test_baseline_themes_skip_the_keyword_generator(demo_catalog: Catalog) -> None:
-    sf = Storefront(demo_catalog, llm=None, keyword_generator=ExplodingKeywords())
+    sf = Storefront(
+        demo_catalog,
+        llm=None,
+        keyword_generator=ExplodingKeywords(),
+        theme_generator=StaticThemeGenerator(),
+    )
     page = sf.build(demo_user("demo-2"))
     assert len(page.placements) >= 6
     kw_stages = page.trace.stages_of("keywords")
@@ -207,7 +222,14 @@ def test_baseline_themes_skip_the_keyword_generator(demo_catalog: Catalog) -> No
 
 
 def test_broken_filter_and_ranker_are_contained(demo_catalog: Catalog) -> None:
-    sf = Storefront(demo_catalog, llm=None, relevance_filter=BrokenFilter(), ranker=BrokenRanker())
+    # Static themes: their products come from retrieval, so filter and ranker run.
+    sf = Storefront(
+        demo_catalog,
+        llm=None,
+        relevance_filter=BrokenFilter(),
+        ranker=BrokenRanker(),
+        theme_generator=StaticThemeGenerator(),
+    )
     page = sf.build(demo_user("demo-3"))
     assert len(page.placements) >= 6
     assert any("one score per product" in (s.error or "") for s in page.trace.stages_of("filter"))
