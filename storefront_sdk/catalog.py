@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 
 from .catalog_io import (
     _ATTR_PREFIX,
@@ -164,6 +165,12 @@ class Catalog:
     @property
     def products(self) -> tuple[Product, ...]:
         return self._products
+
+    @property
+    def products_by_id(self) -> Mapping[str, Product]:
+        """Read-only view id -> product: a plain mapping lookup, for hot loops (a KeyError
+        names only the id; ``catalog[id]`` says which catalog)."""
+        return MappingProxyType(self._by_id)
 
     def __len__(self) -> int:
         return len(self._products)

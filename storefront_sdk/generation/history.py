@@ -153,6 +153,9 @@ class HistoryThemeGenerator(ThemeGenerator):
         self._copurchase: dict[str, Counter[str]] = {}
         self._popular_cache: list[Theme] | None = None
         self._pool: dict[str, list[Product]] | None = None
+        self._pool_keys: dict[str, list[tuple[float, str]]] = {}
+        self._restricted_departments: set[str] | None = None
+        self._aisle_pool: dict[tuple[str, str], list[Product]] | None = None
         # The last (user, n, themes): a page asks twice for the same user (the LLM theme
         # generator's "Buy it again", then the storefront's fallback themes).
         self._last: tuple[UserContext, int, list[Theme]] | None = None
@@ -247,33 +250,78 @@ class HistoryThemeGenerator(ThemeGenerator):
                 if len(pool[p.department]) < _POOL_PER_DEPARTMENT:
                     pool[p.department].append(p)
             self._pool = dict(pool)
+            # The merge keys of each department's pool at no boost: ``(-popularity, id)``.
+            self._pool_keys = {
+                dept: [(-p.popularity, p.id) for p in products]
+                for dept, products in self._pool.items()
+            }
+            self._restricted_departments = None
         return self._pool
 
-    def _new_products(
-        self, weights: dict[str, float], dept_share: dict[str, float], restrict: bool, limit: int
-    ) -> list[str]:
-        """The first ``limit`` products the user never bought, by popularity boosted in their
-        departments (a merge of the per-department lists: the boost is per department)."""
-        boost = self.discovery_boost
+    def _restricted_in_pool(self) -> set[str]:
+        """Departments whose pool holds an age-restricted product (once per catalog)."""
+        if self._restricted_departments is None:
+            self._restricted_departments = {
+                dept
+                for dept, products in self._pool_by_department().items()
+                if any(not self._allowed(p.id) for p in products)
+            }
+        return self._restricted_departments
 
-        def stream(products: list[Product], factor: float) -> Iterator[tuple[float, str]]:
+    def _new_products(
+        self,
+        weights: dict[str, float],
+        dept_share: dict[str, float],
+        restrict: bool,
+        limit: int,
+        user_departments: set[str],
+    ) -> _Lazy:
+        """The first ``limit`` products the user never bought, by popularity boosted in their
+        departments (a merge of the per-department lists: the boost is per department).
+
+        ``user_departments`` are those of every product in ``weights``: only their lists,
+        boosted ones and (for ``restrict``) those with restricted products are filtered;
+        the others are merged as they are, without a pass over them per user."""
+        boost = self.discovery_boost
+        pool = self._pool_by_department()
+        restricted = self._restricted_in_pool() if restrict else set()
+        allowed = self._allowed
+
+        def stream(
+            products: list[Product], factor: float, check: bool
+        ) -> Iterator[tuple[float, str]]:
             for p in products:
-                if p.id not in weights and (not restrict or self._allowed(p.id)):
+                if p.id not in weights and (not check or allowed(p.id)):
                     yield -p.popularity * factor, p.id
 
-        streams = [
-            stream(products, 1.0 + boost * dept_share.get(dept, 0.0))
-            for dept, products in self._pool_by_department().items()
-        ]
-        return [pid for _, pid in islice(heapq.merge(*streams), limit)]
+        streams: list[Iterable[tuple[float, str]]] = []
+        for dept, keys in self._pool_keys.items():
+            factor = 1.0 + boost * dept_share.get(dept, 0.0)
+            if factor == 1.0 and dept not in user_departments and dept not in restricted:
+                streams.append(keys)  # nothing to filter nor boost: merged as it is
+            else:
+                streams.append(stream(pool[dept], factor, dept in restricted))
+        return _Lazy(pid for _, pid in islice(heapq.merge(*streams), limit))
 
     def _group_new(self, group: _Group, weights: dict[str, float], restrict: bool) -> Iterator[str]:
         """Products of ``group`` the user never bought, most popular first."""
-        for p in self._pool_by_department().get(group.department, ()):
-            if group.level == "aisle" and p.aisle != group.name:
-                continue
+        if group.level == "aisle":
+            products = self._pool_by_aisle().get((group.department, group.name), ())
+        else:
+            products = self._pool_by_department().get(group.department, ())
+        for p in products:
             if p.id not in weights and (not restrict or self._allowed(p.id)):
                 yield p.id
+
+    def _pool_by_aisle(self) -> dict[tuple[str, str], list[Product]]:
+        """The department pools split by aisle, in the same order (once per catalog)."""
+        if self._aisle_pool is None:
+            by_aisle: dict[tuple[str, str], list[Product]] = defaultdict(list)
+            for dept, products in self._pool_by_department().items():
+                for p in products:
+                    by_aisle[(dept, p.aisle)].append(p)
+            self._aisle_pool = dict(by_aisle)
+        return self._aisle_pool
 
     def _personal(
         self, weights: dict[str, float], n: int, banned: set[str], restrict: bool
@@ -287,7 +335,11 @@ class HistoryThemeGenerator(ThemeGenerator):
         total = sum(dept_w.values()) or 1.0
         limit = len(banned) + (self.placements + n) * size
         new = self._new_products(
-            weights, {d: w / total for d, w in dept_w.items()}, restrict, limit
+            weights,
+            {d: w / total for d, w in dept_w.items()},
+            restrict,
+            limit,
+            {cat[pid].department for pid in weights},
         )
         shown: set[str] = set(banned)
 
@@ -331,7 +383,7 @@ class HistoryThemeGenerator(ThemeGenerator):
         # 2. Discovery: the best new products for the room left on the page go to the
         #    placement of their department, the others to "Popular picks for you".
         room = (len(groups) * size - sum(len(own) for _, own in groups)) + size
-        budget = [p for p in new if p not in shown][:room]
+        budget = list(islice((p for p in new if p not in shown), room))
         fresh: list[list[str]] = [[] for _ in groups]
         picks: list[str] = []
         for pid in budget:
@@ -404,7 +456,7 @@ class HistoryThemeGenerator(ThemeGenerator):
         self,
         ranked: Sequence[str],
         weights: dict[str, float],
-        new: Sequence[str],
+        new: _Lazy,
         shown: set[str],
         used: set[tuple[str, str]],
         own_room: int,
@@ -412,11 +464,11 @@ class HistoryThemeGenerator(ThemeGenerator):
         """The department (or, for a department too big for one placement, the aisle) with
         the most remaining affinity; without remaining history, that of the most popular
         remaining new product."""
-        cat = self.catalog
+        product = self.catalog.products_by_id
         by_dept: dict[str, list[str]] = defaultdict(list)
         for pid in ranked:
             if pid not in shown:
-                by_dept[cat[pid].department].append(pid)
+                by_dept[product[pid].department].append(pid)
         split = {d for level, d in used if level == "aisle-of"}
         groups: list[_Group] = []
         for dept, ids in by_dept.items():
@@ -427,7 +479,7 @@ class HistoryThemeGenerator(ThemeGenerator):
                 continue
             by_aisle: dict[str, list[str]] = defaultdict(list)
             for pid in ids:
-                by_aisle[cat[pid].aisle].append(pid)
+                by_aisle[product[pid].aisle].append(pid)
             groups.extend(
                 _Group("aisle", a, dept, a_ids)
                 for a, a_ids in by_aisle.items()
@@ -438,15 +490,18 @@ class HistoryThemeGenerator(ThemeGenerator):
             if best.level == "aisle":
                 used.add(("aisle-of", best.department))
             return best
-        for pid in new:
-            if pid in shown:
-                continue
-            dept = cat[pid].department
-            if ("department", dept) not in used and dept not in {
-                d for level, d in used if level == "aisle-of"
-            }:
-                return _Group("department", dept, dept, [])
-        return None
+
+        def taken(pid: str) -> bool:
+            dept = product[pid].department
+            return pid in shown or ("department", dept) in used or dept in split
+
+        # Shown products and used departments stay so for the rest of the page: the scan
+        # goes on where the previous call stopped.
+        first = new.skip_while(taken)
+        if first is None:
+            return None
+        dept = product[first].department
+        return _Group("department", dept, dept, [])
 
     def _group_theme(self, group: _Group, own: list[str], fresh: list[str]) -> Theme:
         name = display_name(group.name) if group.name else "More for you"
@@ -551,6 +606,45 @@ class HistoryThemeGenerator(ThemeGenerator):
                 )
             )
         return themes
+
+
+class _Lazy:
+    """A list read from an iterator as far as it is iterated (re-iterable from the start):
+    the merged new products are read only as deep as the page layout looks."""
+
+    def __init__(self, items: Iterable[str]) -> None:
+        self._source = iter(items)
+        self._items: list[str] = []
+        self._cursor = 0
+
+    def skip_while(self, skip: Callable[[str], bool]) -> str | None:
+        """The first item from the cursor on that ``skip`` refuses, else None; the cursor
+        moves past the skipped ones (for a ``skip`` whose refusals stay refusals)."""
+        items = self._items
+        while True:
+            if self._cursor == len(items):
+                nxt = next(self._source, None)
+                if nxt is None:
+                    return None
+                items.append(nxt)
+            item = items[self._cursor]
+            if not skip(item):
+                return item
+            self._cursor += 1
+
+    def __iter__(self) -> Iterator[str]:
+        items = self._items
+        i = 0
+        while True:
+            if i < len(items):
+                end = len(items)
+                yield from items[i:end]
+                i = end
+                continue
+            nxt = next(self._source, None)
+            if nxt is None:
+                return
+            items.append(nxt)
 
 
 def _title_terms(product: Product) -> list[str]:
