@@ -287,29 +287,39 @@ class Cascade:
             try:
                 why = check(gate)
             except Exception as exc:
-                error = error_text(exc)
-                self.trace.add_event(
-                    "gate_failed",
-                    f"{gate.name}.check_{level} raised on {level} {subject}: {error}; rejected",
-                    placement=slot,
-                    gate=gate.name,
-                    level=level,
-                    error=error,
-                    **data,
-                )
+                self._gate_failed(gate, slot, level, subject, exc, data)
                 return True
             if why:
-                self.trace.add_event(
-                    "gate",
-                    f"{level} {subject} rejected: {why}",
-                    placement=slot,
-                    gate=gate.name,
-                    reason=why,
-                    level=level,
-                    **data,
-                )
+                self._gate_rejected(gate, slot, level, subject, why, data)
                 return True
         return False
+
+    def _gate_failed(
+        self, gate: Gate, slot: int, level: str, subject: str, exc: Exception, data: dict[str, Any]
+    ) -> None:
+        error = error_text(exc)
+        self.trace.add_event(
+            "gate_failed",
+            f"{gate.name}.check_{level} raised on {level} {subject}: {error}; rejected",
+            placement=slot,
+            gate=gate.name,
+            level=level,
+            error=error,
+            **data,
+        )
+
+    def _gate_rejected(
+        self, gate: Gate, slot: int, level: str, subject: str, why: str, data: dict[str, Any]
+    ) -> None:
+        self.trace.add_event(
+            "gate",
+            f"{level} {subject} rejected: {why}",
+            placement=slot,
+            gate=gate.name,
+            reason=why,
+            level=level,
+            **data,
+        )
 
     def _theme_rejected(
         self,
@@ -346,15 +356,24 @@ class Cascade:
         return kept
 
     def _product_rejected(
-        self, product: Product, theme: Theme, user: UserContext, slot: int
+        self, product: Product, theme: Theme, user: UserContext, slot: int, gates: list[Gate]
     ) -> bool:
-        return self._gate_rejects(
-            slot,
-            "product",
-            product.id,
-            lambda g: g.check_product(product, theme, user),
-            product_id=product.id,
-        )
+        """:meth:`_gate_rejects` for the product level, written out: it runs for every
+        product shown."""
+        for gate in gates:
+            try:
+                why = gate.check_product(product, theme, user)
+            except Exception as exc:
+                self._gate_failed(
+                    gate, slot, "product", product.id, exc, {"product_id": product.id}
+                )
+                return True
+            if why:
+                self._gate_rejected(
+                    gate, slot, "product", product.id, why, {"product_id": product.id}
+                )
+                return True
+        return False
 
     # -- one placement ------------------------------------------------------------------------
     def _placement(
@@ -385,13 +404,12 @@ class Cascade:
         return draft
 
     def _pinned(self, theme: Theme) -> list[ScoredProduct]:
-        """The theme's pinned products that are in the catalog, once each, in order."""
-        catalog = self.catalog
-        return [
-            ScoredProduct.of(catalog[pid], pinned=True)
-            for pid in dict.fromkeys(theme.pinned_product_ids)
-            if pid in catalog
-        ]
+        """The theme's pinned products that are in the catalog, once each, in order, scored
+        as :func:`_final_scores` scores a placement of pins only (so it need not copy them)."""
+        get = self.catalog.products_by_id.get
+        found = [p for pid in dict.fromkeys(theme.pinned_product_ids) if (p := get(pid))]
+        top = min(len(found), self.config.products_per_placement)
+        return [ScoredProduct.of(p, pinned=True, score=float(top - i)) for i, p in enumerate(found)]
 
     def _retrieved(
         self, slot: int, theme: Theme, source: PlacementSource, user: UserContext
@@ -679,13 +697,15 @@ class Cascade:
         lazily, on the products that would be shown: a rejected product is replaced by the
         next candidate."""
         size = self.config.products_per_placement
-        checked = bool(self.gates_by_level["product"])
+        gates = self.gates_by_level["product"]
+        theme, slot = draft.theme, draft.slot
         for sp in products:
             if len(items) >= size:
                 break
-            if sp.product.id in used or (
-                checked and self._product_rejected(sp.product, draft.theme, user, draft.slot)
-            ):
+            product = sp.product
+            if product.id in used:
+                continue
+            if gates and self._product_rejected(product, theme, user, slot, gates):
                 continue
             items.append(sp)
 
@@ -725,8 +745,8 @@ class Cascade:
         return placement
 
     def _clean_user(self, user: UserContext) -> UserContext:
-        catalog = self.catalog
-        unknown = [it.product_id for it in user.history if it.product_id not in catalog]
+        known = self.catalog.products_by_id
+        unknown = [it.product_id for it in user.history if it.product_id not in known]
         if unknown:
             self.trace.add_event(
                 "unknown_product",
@@ -735,7 +755,7 @@ class Cascade:
                 count=len(unknown),
             )
             user = user.model_copy(
-                update={"history": [it for it in user.history if it.product_id in catalog]}
+                update={"history": [it for it in user.history if it.product_id in known]}
             )
         if not user.history:
             self.trace.add_event("cold_start", "no usable history: cold-start page")
@@ -753,4 +773,8 @@ def _final_scores(items: list[ScoredProduct]) -> list[ScoredProduct]:
     ]
     top = max((sp.score for sp in ranked), default=0.0)
     pinned = [sp for sp in items if sp.pinned]
-    return [sp.with_scores(score=top + len(pinned) - i) for i, sp in enumerate(pinned)] + ranked
+    n = len(pinned)
+    return [
+        sp if sp.score == top + n - i else sp.with_scores(score=top + n - i)
+        for i, sp in enumerate(pinned)
+    ] + ranked

@@ -259,6 +259,8 @@ class TitleQualityGate(Gate):
         )
         self.check_off_topic = check_off_topic
         self.generic_words = frozenset(tokenize(" ".join(generic_words)))
+        self._title_memo: dict[str, str | None] = {}
+        self._memo_rules = self.rules
 
     @property
     def max_len(self) -> int:
@@ -271,7 +273,16 @@ class TitleQualityGate(Gate):
 
     def check_title(self, title: str) -> str | None:
         """The reason code a title alone fails on, or None (usable outside a page build)."""
-        return self.rules.first_problem(title)
+        # Memoised: the rules are frozen, and the same titles come back on every page.
+        memo = self._title_memo
+        if self._memo_rules is not self.rules:  # rules replaced after construction
+            memo.clear()
+            self._memo_rules = self.rules
+        if title not in memo:
+            if len(memo) > 100_000:
+                memo.clear()
+            memo[title] = self.rules.first_problem(title)
+        return memo[title]
 
     def check_placement(
         self, placement: Placement, accepted: Sequence[Placement], user: UserContext
@@ -282,14 +293,16 @@ class TitleQualityGate(Gate):
         named = [t for t in named if not t.isdigit()]
         if not named:
             return None  # a generic title ("Buy it again") names nothing to check
-        evidence: set[str] = set()
-        for sp in placement.products:
-            evidence.update(_token_set(sp.product.text))
-        for kw in placement.keywords:
-            evidence.update(_token_set(kw))
-        prefixes = {t[:5] for t in evidence if len(t) >= 5}
-        for t in named:
-            if t in evidence or (len(t) >= 5 and t[:5] in prefixes):
+        # A named word is on topic when a product's or keyword's words hold it, or one of
+        # five letters or more that starts like it. Checked text by text: the first product
+        # usually settles it.
+        long_named = [t[:5] for t in named if len(t) >= 5]
+        texts = [sp.product.text for sp in placement.products] + list(placement.keywords)
+        for text in texts:
+            words = _token_set(text)
+            if any(t in words for t in named):
+                return None
+            if long_named and not _prefix_set(text).isdisjoint(long_named):
                 return None
         return "off_topic"
 
@@ -300,6 +313,12 @@ class TitleQualityGate(Gate):
 @lru_cache(maxsize=65_536)
 def _token_set(text: str) -> frozenset[str]:
     return frozenset(tokenize(text))
+
+
+@lru_cache(maxsize=65_536)
+def _prefix_set(text: str) -> frozenset[str]:
+    """The five-letter prefixes of the text's words of five letters or more."""
+    return frozenset(t[:5] for t in _token_set(text) if len(t) >= 5)
 
 
 @lru_cache(maxsize=8192)

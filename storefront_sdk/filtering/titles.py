@@ -44,8 +44,12 @@ def _trigrams(text: str) -> tuple[dict[str, int], float]:
     return dict(grams), math.sqrt(sum(v * v for v in grams.values()))
 
 
+@lru_cache(maxsize=65_536)
 def text_similarity(a: str, b: str) -> float:
-    """Cosine similarity of character-trigram counts of two texts' tokens, in [0, 1]."""
+    """Cosine similarity of character-trigram counts of two texts' tokens, in [0, 1].
+
+    Memoised: pages compare the same titles ("Buy it again", aisle names) again and again.
+    """
     (ga, na), (gb, nb) = _trigrams(a), _trigrams(b)
     if not ga or not gb:
         return 0.0
