@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from functools import lru_cache
+from itertools import chain
 
 from ..generation.rules import MerchandisingRules
 from ..interfaces import Gate
@@ -297,7 +298,7 @@ class TitleQualityGate(Gate):
         # five letters or more that starts like it. Checked text by text: the first product
         # usually settles it.
         long_named = [t[:5] for t in named if len(t) >= 5]
-        texts = [sp.product.text for sp in placement.products] + list(placement.keywords)
+        texts = chain((sp.product.text for sp in placement.products), placement.keywords)
         for text in texts:
             words = _token_set(text)
             if any(t in words for t in named):
