@@ -8,6 +8,10 @@
        [placement gates]
     ─► replace dropped placements from spare themes, then fallback generators
 
+A placement its theme's pinned products fill skips keywords to rank (a ``pinned``
+event); if de-duplication or product gates then leave it short, assembly runs them
+for it after all (``pinned_short``), so the page is what the full cascade would build.
+
 The cascade is written once, as a generator that *yields* component calls
 (:class:`~._drive.Call`: a typed, bound sync call and its async twin, built with the
 component's own methods -- no dispatch by method name); two small drivers run
