@@ -91,6 +91,25 @@ def _plural(word: str) -> bool:
     return len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is"))
 
 
+@dataclass(frozen=True)
+class _Pools:
+    """Discovery candidates per department, per (department, aisle) in the same order, and
+    each department's merge keys ``(-popularity, id)`` at no boost."""
+
+    by_dept: dict[str, list[Product]]
+    by_aisle: dict[tuple[str, str], list[Product]]
+    keys: dict[str, list[tuple[float, str]]]
+
+    @classmethod
+    def of(cls, by_dept: dict[str, list[Product]]) -> _Pools:
+        by_aisle: dict[tuple[str, str], list[Product]] = defaultdict(list)
+        for dept, products in by_dept.items():
+            for p in products:
+                by_aisle[(dept, p.aisle)].append(p)
+        keys = {d: [(-p.popularity, p.id) for p in ps] for d, ps in by_dept.items()}
+        return cls(by_dept, dict(by_aisle), keys)
+
+
 @dataclass
 class _Group:
     """A candidate placement: a department, or one aisle of a department."""
@@ -152,10 +171,7 @@ class HistoryThemeGenerator(ThemeGenerator):
         self._terms: dict[str, list[str]] = {}
         self._copurchase: dict[str, Counter[str]] = {}
         self._popular_cache: list[Theme] | None = None
-        self._pool: dict[str, list[Product]] | None = None
-        self._pool_keys: dict[str, list[tuple[float, str]]] = {}
-        self._restricted_departments: set[str] | None = None
-        self._aisle_pool: dict[tuple[str, str], list[Product]] | None = None
+        self._pool_cache: dict[bool, _Pools] = {}
         # The last (user, n, themes): a page asks twice for the same user (the LLM theme
         # generator's "Buy it again", then the storefront's fallback themes).
         self._last: tuple[UserContext, int, list[Theme]] | None = None
@@ -240,33 +256,27 @@ class HistoryThemeGenerator(ThemeGenerator):
         return themes[:n]
 
     # -- the personal page ----------------------------------------------------------------
-    def _pool_by_department(self) -> dict[str, list[Product]]:
-        """Products with some popularity, most popular first, per department (once per catalog)."""
-        if self._pool is None:
-            pool: dict[str, list[Product]] = defaultdict(list)
-            for p in sorted(self.catalog, key=lambda p: -p.popularity):
-                if p.popularity <= 0:
-                    break
-                if len(pool[p.department]) < _POOL_PER_DEPARTMENT:
-                    pool[p.department].append(p)
-            self._pool = dict(pool)
-            # The merge keys of each department's pool at no boost: ``(-popularity, id)``.
-            self._pool_keys = {
-                dept: [(-p.popularity, p.id) for p in products]
-                for dept, products in self._pool.items()
-            }
-            self._restricted_departments = None
-        return self._pool
-
-    def _restricted_in_pool(self) -> set[str]:
-        """Departments whose pool holds an age-restricted product (once per catalog)."""
-        if self._restricted_departments is None:
-            self._restricted_departments = {
-                dept
-                for dept, products in self._pool_by_department().items()
-                if any(not self._allowed(p.id) for p in products)
-            }
-        return self._restricted_departments
+    def _pools(self, restrict: bool) -> _Pools:
+        """The discovery candidates (once per catalog): products with some popularity, most
+        popular first, at most ``_POOL_PER_DEPARTMENT`` per department; for ``restrict``,
+        those of them a user who is not age-verified may see."""
+        pools = self._pool_cache.get(restrict)
+        if pools is None:
+            if restrict:
+                by_dept = {
+                    dept: [p for p in products if self._allowed(p.id)]
+                    for dept, products in self._pools(False).by_dept.items()
+                }
+            else:
+                pool: dict[str, list[Product]] = defaultdict(list)
+                for p in sorted(self.catalog, key=lambda p: -p.popularity):
+                    if p.popularity <= 0:
+                        break
+                    if len(pool[p.department]) < _POOL_PER_DEPARTMENT:
+                        pool[p.department].append(p)
+                by_dept = dict(pool)
+            pools = self._pool_cache[restrict] = _Pools.of(by_dept)
+        return pools
 
     def _new_products(
         self,
@@ -279,49 +289,35 @@ class HistoryThemeGenerator(ThemeGenerator):
         """The first ``limit`` products the user never bought, by popularity boosted in their
         departments (a merge of the per-department lists: the boost is per department).
 
-        ``user_departments`` are those of every product in ``weights``: only their lists,
-        boosted ones and (for ``restrict``) those with restricted products are filtered;
-        the others are merged as they are, without a pass over them per user."""
+        ``user_departments`` are those of every product in ``weights``: only their lists
+        and boosted ones are filtered per user; the others are merged as they are."""
         boost = self.discovery_boost
-        pool = self._pool_by_department()
-        restricted = self._restricted_in_pool() if restrict else set()
-        allowed = self._allowed
+        pools = self._pools(restrict)
 
-        def stream(
-            products: list[Product], factor: float, check: bool
-        ) -> Iterator[tuple[float, str]]:
+        def stream(products: list[Product], factor: float) -> Iterator[tuple[float, str]]:
             for p in products:
-                if p.id not in weights and (not check or allowed(p.id)):
+                if p.id not in weights:
                     yield -p.popularity * factor, p.id
 
         streams: list[Iterable[tuple[float, str]]] = []
-        for dept, keys in self._pool_keys.items():
+        for dept, keys in pools.keys.items():
             factor = 1.0 + boost * dept_share.get(dept, 0.0)
-            if factor == 1.0 and dept not in user_departments and dept not in restricted:
+            if factor == 1.0 and dept not in user_departments:
                 streams.append(keys)  # nothing to filter nor boost: merged as it is
             else:
-                streams.append(stream(pool[dept], factor, dept in restricted))
+                streams.append(stream(pools.by_dept[dept], factor))
         return _Lazy(pid for _, pid in islice(heapq.merge(*streams), limit))
 
     def _group_new(self, group: _Group, weights: dict[str, float], restrict: bool) -> Iterator[str]:
         """Products of ``group`` the user never bought, most popular first."""
+        pools = self._pools(restrict)
         if group.level == "aisle":
-            products = self._pool_by_aisle().get((group.department, group.name), ())
+            products = pools.by_aisle.get((group.department, group.name), ())
         else:
-            products = self._pool_by_department().get(group.department, ())
+            products = pools.by_dept.get(group.department, ())
         for p in products:
-            if p.id not in weights and (not restrict or self._allowed(p.id)):
+            if p.id not in weights:
                 yield p.id
-
-    def _pool_by_aisle(self) -> dict[tuple[str, str], list[Product]]:
-        """The department pools split by aisle, in the same order (once per catalog)."""
-        if self._aisle_pool is None:
-            by_aisle: dict[tuple[str, str], list[Product]] = defaultdict(list)
-            for dept, products in self._pool_by_department().items():
-                for p in products:
-                    by_aisle[(dept, p.aisle)].append(p)
-            self._aisle_pool = dict(by_aisle)
-        return self._aisle_pool
 
     def _personal(
         self, weights: dict[str, float], n: int, banned: set[str], restrict: bool
