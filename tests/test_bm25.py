@@ -387,7 +387,7 @@ def test_storefront_gets_the_same_pages_through_every_retrieval_path() -> None:
     """Plain BM25 (fast path), BM25 over another catalog (hydrated ids), a subclass that
     overrides retrieve() (its retrieve is honoured) and a custom retriever with its own
     retrieve_products (called by the storefront) all build the same pages."""
-    from storefront_sdk import Storefront
+    from storefront_sdk import StaticThemeGenerator, Storefront
     from storefront_sdk.demo import demo_users
     from storefront_sdk.types import RetrievedProduct
 
@@ -414,11 +414,13 @@ def test_storefront_gets_the_same_pages_through_every_retrieval_path() -> None:
 
     user = demo_users()[0]
     twin = Catalog(catalog.products, name="twin")
+    # Static themes: their products all come from retrieval (history themes pin theirs).
+    static = StaticThemeGenerator
     storefronts = [
-        Storefront(catalog, llm=None),
-        Storefront(catalog, llm=None, retriever=BM25Retriever(twin)),
-        Storefront(catalog, llm=None, retriever=Logged(catalog)),
-        Storefront(catalog, llm=None, retriever=OwnFastPath()),
+        Storefront(catalog, llm=None, theme_generator=static()),
+        Storefront(catalog, llm=None, retriever=BM25Retriever(twin), theme_generator=static()),
+        Storefront(catalog, llm=None, retriever=Logged(catalog), theme_generator=static()),
+        Storefront(catalog, llm=None, retriever=OwnFastPath(), theme_generator=static()),
     ]
     pages = [sf.build(user) for sf in storefronts]
     assert "retrieve" in calls, "an overridden retrieve() is always called"
