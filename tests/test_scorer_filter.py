@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from storefront_sdk import Catalog, ComponentError, Storefront, Theme
+from storefront_sdk import Catalog, ComponentError, StaticThemeGenerator, Storefront, Theme
 from storefront_sdk.demo import demo_user
 from storefront_sdk.exceptions import FatalBackendError, RetryableBackendError
 from storefront_sdk.filtering.scorer import ScorerRelevanceFilter
@@ -109,9 +109,15 @@ def test_out_of_range_scores_are_clamped_or_rejected_and_logits_squashed(
 
 def test_a_broken_scorer_degrades_the_page_instead_of_failing_it(demo_catalog: Catalog) -> None:
     broken = ScorerRelevanceFilter(lambda q, docs: [0.9])  # one score, whatever the batch
-    page = Storefront(demo_catalog, llm=None, cache=None, relevance_filter=broken).build(
-        demo_user("demo-1")
-    )
+    # Static themes: their products all come from retrieval, so the filter runs (a history
+    # page's placements are filled by their pins and skip it).
+    page = Storefront(
+        demo_catalog,
+        llm=None,
+        cache=None,
+        relevance_filter=broken,
+        theme_generator=StaticThemeGenerator(),
+    ).build(demo_user("demo-1"))
     assert page.placements
     fallbacks = [e for e in page.trace.events_of("fallback") if e.data.get("stage") == "filter"]
     assert fallbacks and "scores for" in fallbacks[0].message
@@ -241,9 +247,13 @@ def test_storefront_pages_with_an_http_cross_encoder(
     server: _RerankServer, demo_catalog: Catalog
 ) -> None:
     flt = ScorerRelevanceFilter.http(f"{server.url}/rerank", threshold=0.1)
-    page = Storefront(demo_catalog, llm=None, cache=None, relevance_filter=flt).build(
-        demo_user("demo-1")
-    )
+    page = Storefront(
+        demo_catalog,
+        llm=None,
+        cache=None,
+        relevance_filter=flt,
+        theme_generator=StaticThemeGenerator(),  # retrieved products, so the filter runs
+    ).build(demo_user("demo-1"))
     assert page.placements and server.requests
     stages = page.trace.stages_of("filter")
     assert stages and all(
