@@ -63,10 +63,15 @@ def _users(args: argparse.Namespace) -> tuple[Any, list[UserContext]]:
 
 
 def _teacher(args: argparse.Namespace) -> Any:
-    if args.llm == "local":
+    if args.llm in ("local", "local-best-of"):
         from ..llm.outlines import LocalLLM
 
-        return LocalLLM.default()
+        local = LocalLLM.default()
+        if args.llm == "local":
+            return local
+        from .teacher import BestOfNLLM
+
+        return BestOfNLLM(local, n=args.n, temperature=args.temperature, seed=args.sample_seed)
     if not args.base_url or not args.model:
         raise ConfigurationError("--llm http needs --base-url and --model")
     from ..cli import base_url
@@ -173,7 +178,23 @@ def register(
         help="Instacart folder (catalog + users_*/ orders); default: the demo catalog and users",
     )
     c.add_argument("--users", help="user ids, e.g. 1-30 or demo-1,demo-2 (default: all)")
-    c.add_argument("--llm", choices=("local", "http"), default="http", help="the teacher")
+    c.add_argument(
+        "--llm",
+        "--teacher",
+        dest="llm",
+        choices=("local", "local-best-of", "http"),
+        default="http",
+        help="the teacher: an OpenAI-compatible server (http), the local model (local), or "
+        "the local model with best-of-N sampling (local-best-of; see --n, --temperature)",
+    )
+    c.add_argument("--n", type=int, default=4, help="best-of-N: candidates per call (default 4)")
+    c.add_argument(
+        "--temperature",
+        type=float,
+        default=0.8,
+        help="best-of-N: sampling temperature of the non-greedy candidates (default 0.8)",
+    )
+    c.add_argument("--sample-seed", type=int, default=0, help="best-of-N: first seed (default 0)")
     c.add_argument("--base-url", help="OpenAI-compatible server (with --llm http)")
     c.add_argument("--model", help="model name on that server (with --llm http)")
     c.add_argument("--cache-dir", help="reuse this generation cache for teacher calls")

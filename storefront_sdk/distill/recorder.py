@@ -53,6 +53,28 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _sampling(llm: LLM, result: LLMResult[Any] | None) -> dict[str, Any] | None:
+    """The sampling settings of the teacher (a wrapper with a ``sampling`` mapping, such as
+    :class:`~storefront_sdk.distill.teacher.BestOfNLLM`, possibly inside a cache), plus
+    the call's candidates when the teacher kept them."""
+    inner: Any = llm
+    for _ in range(4):
+        settings = getattr(type(inner), "sampling", None)
+        if settings is not None:
+            break
+        inner = getattr(inner, "llm", None)
+        if inner is None:
+            return None
+    else:
+        return None
+    out = dict(inner.sampling)
+    pick_of = getattr(inner, "pick_of", None)
+    pick = pick_of(result) if result is not None and callable(pick_of) else None
+    if pick is not None:
+        out.update(pick.as_record())
+    return out
+
+
 def _theme_title() -> str | None:
     """The theme a keyword call is for, from the open cache identity (the keyword
     generator keys its requests by theme)."""
@@ -128,6 +150,7 @@ class RecordingLLM(LLM):
                     fingerprint=self.llm.fingerprint,
                     temperature=temperature,
                     max_tokens=max_tokens,
+                    sampling=_sampling(self.llm, result),
                     cache_hit=bool(usage and usage.cache_hit),
                     prompt_tokens=usage.prompt_tokens if usage else 0,
                     completion_tokens=usage.completion_tokens if usage else 0,

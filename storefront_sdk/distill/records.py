@@ -54,6 +54,11 @@ class LLMCallRecord(_Record):
     fingerprint: str
     temperature: float | None = None
     max_tokens: int | None = None
+    sampling: dict[str, Any] | None = Field(
+        default=None,
+        description="the teacher's sampling settings (best-of-N: n, temperature, seed) and, "
+        "when the call sampled, its candidates with their scores and the chosen one",
+    )
     cache_hit: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
