@@ -38,10 +38,22 @@ def parse_user_ids(text: str) -> list[str]:
 
 
 def _users(args: argparse.Namespace) -> tuple[Any, list[UserContext]]:
+    """The catalog and the shoppers to label: real ones (``--users``), then synthetic ones
+    (``--synthetic N --seed S``) drawn from the real training shoppers' baskets.
+
+    The catalog's popularity is counted over the labelled shoppers' histories only (as
+    ``storefront eval`` counts it over the evaluated ones), never over held-out shoppers.
+    """
     from ..catalog import Catalog
     from ..demo import demo_users
+    from .heldout import evaluation_shoppers, refuse_held_out
+    from .synthetic import synthetic_shoppers
 
     wanted = parse_user_ids(args.users) if args.users else None
+    if args.synthetic < 0:
+        raise ConfigurationError(f"--synthetic: must be >= 0, got {args.synthetic}")
+    if wanted is None and args.synthetic and not args.allow_held_out:
+        wanted = []  # synthetic shoppers only
     if args.instacart_dir is None:
         catalog = Catalog.demo()
         users = demo_users()
@@ -54,12 +66,54 @@ def _users(args: argparse.Namespace) -> tuple[Any, list[UserContext]]:
                     f"known: {', '.join(sorted(known))}"
                 )
             users = [u for u in users if u.user_id in set(wanted)]
-        return catalog, users
-    from ..evaluation.instacart import load_instacart_users
+        source: list[UserContext] = []  # demo users are evaluation shoppers: never a source
+    else:
+        from ..evaluation.instacart import load_instacart_users
 
-    catalog = Catalog.from_instacart(args.instacart_dir)
-    cases = load_instacart_users(args.instacart_dir, catalog, users=wanted)
-    return catalog, [c.user for c in cases]
+        catalog = Catalog.from_instacart(args.instacart_dir)
+        if wanted is None:
+            cases = load_instacart_users(args.instacart_dir, catalog)
+            if not args.allow_held_out:
+                cases = [c for c in cases if c.user.user_id not in evaluation_shoppers()]
+        else:
+            cases = (
+                load_instacart_users(args.instacart_dir, catalog, users=wanted) if wanted else []
+            )
+            found = {c.user.user_id for c in cases}
+            missing = [u for u in wanted if u not in found]
+            if missing:
+                raise ConfigurationError(
+                    f"--users: unknown Instacart user(s) {', '.join(missing)} "
+                    f"(not in {args.instacart_dir}, or without a usable order)"
+                )
+        users = [c.user for c in cases]
+        source = [u for u in users if u.user_id not in evaluation_shoppers()]
+        if args.synthetic and not source:
+            # synthetic shoppers alone: their baskets follow the training shoppers'
+            train = load_instacart_users(args.instacart_dir, catalog)
+            source = [c.user for c in train if c.user.user_id not in evaluation_shoppers()]
+    if not args.allow_held_out:
+        refuse_held_out([u.user_id for u in users])
+    if args.synthetic:
+        users = users + synthetic_shoppers(
+            catalog.with_popularity(_popularity(source)) if source else catalog,
+            args.synthetic,
+            seed=args.seed,
+            source=source or None,
+        )
+    if args.instacart_dir is not None:
+        catalog = catalog.with_popularity(_popularity(users))
+    if not users:
+        raise ConfigurationError("no shoppers to label: give --users and/or --synthetic N")
+    return catalog, users
+
+
+def _popularity(users: list[UserContext]) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    for user in users:
+        for it in user.history:
+            counts[it.product_id] = counts.get(it.product_id, 0.0) + it.quantity
+    return counts
 
 
 def _teacher(args: argparse.Namespace) -> Any:
@@ -138,7 +192,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
         filtered=not args.unfiltered,
         validation_fraction=args.validation_fraction,
         seed=args.seed,
+        exclude=() if args.include_held_out else None,
     )
+    if report.held_out_dropped:
+        print(
+            f"dropped {report.held_out_dropped} labels of held-out shoppers "
+            f"({', '.join(report.held_out_shoppers)})"
+        )
     print(
         f"train: {report.train_examples} examples ({len(report.train_shoppers)} shoppers), "
         f"validation: {report.validation_examples} ({len(report.validation_shoppers)}), "
@@ -177,7 +237,26 @@ def register(
         type=Path,
         help="Instacart folder (catalog + users_*/ orders); default: the demo catalog and users",
     )
-    c.add_argument("--users", help="user ids, e.g. 1-30 or demo-1,demo-2 (default: all)")
+    c.add_argument(
+        "--users",
+        help="user ids, e.g. 1-30 or demo-1,demo-2 (default: all but the held-out ones; "
+        "none when --synthetic is given)",
+    )
+    c.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N seeded synthetic shoppers drawn from the catalog and the training "
+        "shoppers' baskets (see docs/distillation.md)",
+    )
+    c.add_argument("--seed", type=int, default=0, help="seed of the synthetic shoppers")
+    c.add_argument(
+        "--allow-held-out",
+        action="store_true",
+        help="allow the evaluation shoppers (Instacart 31-40, demo users): for trying the "
+        "pipeline only, never for training data",
+    )
     c.add_argument(
         "--llm",
         "--teacher",
@@ -224,6 +303,11 @@ def register(
     e.add_argument("--unfiltered", action="store_true", help="export every label (ablation)")
     e.add_argument("--validation-fraction", type=_fraction, default=0.2)
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument(
+        "--include-held-out",
+        action="store_true",
+        help="keep the evaluation shoppers' labels (dropped by default)",
+    )
     e.set_defaults(func=_cmd_export)
     if add_debug is not None:
         for step in (c, f, e):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -36,6 +36,8 @@ class ExportReport(BaseModel):
     train_shoppers: list[str]
     validation_shoppers: list[str]
     duplicates_dropped: int
+    held_out_dropped: int = 0
+    held_out_shoppers: list[str] = []
     filtered: bool
     seed: int
 
@@ -69,13 +71,28 @@ def export_labels(
     filtered: bool = True,
     validation_fraction: float = 0.2,
     seed: int = 0,
+    exclude: Collection[str] | None = None,
 ) -> ExportReport:
     """Write ``train.jsonl`` and ``validation.jsonl`` under ``out_dir``.
 
     ``filtered=True`` exports the kept labels only; ``False`` every label (the
-    unfiltered arm of the ablation). Raises :class:`DistillError` when nothing is left.
+    unfiltered arm of the ablation). Labels of the shoppers in ``exclude`` are dropped
+    (default: :func:`~storefront_sdk.distill.heldout.evaluation_shoppers`, the Instacart
+    users 31-40 and the demo users; pass ``()`` to keep every shopper) and counted in
+    the report. Raises :class:`DistillError` when nothing is left.
     """
-    chosen = [lb for lb in labels if lb.kept or not filtered]
+    from .heldout import evaluation_shoppers
+
+    banned = evaluation_shoppers() if exclude is None else frozenset(exclude)
+    if not labels:
+        raise DistillError("no labels to export: the label set is empty")
+    held = [lb for lb in labels if lb.user_id in banned]
+    if held and len(held) == len(labels):
+        raise DistillError(
+            f"no labels to export: all {len(labels)} are from shoppers held out for "
+            f"evaluation ({', '.join(sorted({lb.user_id for lb in held}))})"
+        )
+    chosen = [lb for lb in labels if (lb.kept or not filtered) and lb.user_id not in banned]
     if not chosen:
         what = "kept " if filtered else ""
         raise DistillError(
@@ -115,6 +132,8 @@ def export_labels(
         train_shoppers=train_users,
         validation_shoppers=val_users,
         duplicates_dropped=duplicates,
+        held_out_dropped=len(held),
+        held_out_shoppers=sorted({lb.user_id for lb in held}),
         filtered=filtered,
         seed=seed,
     )

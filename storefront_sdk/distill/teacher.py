@@ -67,9 +67,9 @@ class Pick:
             "chosen": self.chosen,
             "candidates": [
                 {
-                    "value": c.value if isinstance(c.value, (str, int, float, list, dict)) else (
-                        None if c.value is None else str(c.value)
-                    ),
+                    "value": c.value
+                    if isinstance(c.value, (str, int, float, list, dict))
+                    else (None if c.value is None else str(c.value)),
                     "seed": c.seed,
                     "temperature": c.temperature,
                     "error": c.error,
