@@ -89,7 +89,7 @@ def test_collect_filter_export_end_to_end(catalog: Catalog, tmp_path: Path) -> N
         assert label.kept == (not label.drop_reasons)
 
     out = tmp_path / "export"
-    exp = export_labels(labels, out, validation_fraction=0.25, seed=3)
+    exp = export_labels(labels, out, validation_fraction=0.25, seed=3, exclude=())
     assert set(exp.train_shoppers).isdisjoint(exp.validation_shoppers)
     assert len(exp.validation_shoppers) == 1
     train = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
@@ -106,7 +106,7 @@ def test_collect_filter_export_end_to_end(catalog: Catalog, tmp_path: Path) -> N
     assert json.loads((out / "export.json").read_text())["seed"] == 3
 
     # The unfiltered arm keeps everything (minus duplicates).
-    unf = export_labels(labels, tmp_path / "unfiltered", filtered=False, seed=3)
+    unf = export_labels(labels, tmp_path / "unfiltered", filtered=False, seed=3, exclude=())
     assert unf.train_examples + unf.validation_examples + unf.duplicates_dropped == len(labels)
 
 
@@ -175,7 +175,7 @@ def test_collect_records_teacher_failures(catalog: Catalog, tmp_path: Path) -> N
     labels, report = aiqa_filter(records)
     assert report.kept == 0 and report.drop_reasons == {"teacher_error": len(labels)}
     with pytest.raises(DistillError, match="no kept labels"):
-        export_labels(labels, tmp_path / "out")
+        export_labels(labels, tmp_path / "out", exclude=())
 
 
 def test_recorder_is_transparent() -> None:
@@ -424,7 +424,7 @@ def test_export_loads_with_hugging_face_datasets(catalog: Catalog, tmp_path: Pat
     datasets = pytest.importorskip("datasets")
     records = collect(catalog, _teacher(), demo_users()[:3], tmp_path / "c.jsonl")
     labels, _ = aiqa_filter(records, min_theme_yield=0.0)
-    exp = export_labels(labels, tmp_path / "out", validation_fraction=0.0)
+    exp = export_labels(labels, tmp_path / "out", validation_fraction=0.0, exclude=())
     ds = datasets.load_dataset("json", data_files=exp.train_path, split="train")
     assert len(ds) == exp.train_examples and ds[0]["messages"][-1]["role"] == "assistant"
 
@@ -451,12 +451,16 @@ def test_cli_collect_filter_export_with_http_teacher(
     with StubOpenAIServer(seed=1) as srv:
         argv = ["distill", "collect", "-o", str(ckpt), "--llm", "http", "--quiet"]
         argv += ["--base-url", srv.base_url, "--model", "stub", "--users", "demo-1,demo-2"]
+        argv += ["--allow-held-out"]  # demo users: trying the pipeline, not training data
         assert main(argv) == 0
     assert "2 shoppers" in capsys.readouterr().out
     assert main(["distill", "filter", str(ckpt), "-o", str(labels), "--min-theme-yield", "0"]) == 0
     printed = capsys.readouterr().out
     assert "labels kept" in printed
-    assert main(["distill", "export", str(labels), "-o", str(out), "--seed", "1"]) == 0
+    export = ["distill", "export", str(labels), "-o", str(out), "--seed", "1"]
+    assert main(export) == 2  # every label is a held-out (demo) shopper's
+    assert "held out for evaluation" in capsys.readouterr().err
+    assert main([*export, "--include-held-out"]) == 0
     assert "train:" in capsys.readouterr().out
     assert (out / "train.jsonl").read_text().strip()
 
@@ -470,6 +474,9 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["distill", "collect", "-o", str(bad), "--users", "demo-9", "--llm", "http"]) == 2
     assert "unknown demo user(s) demo-9" in capsys.readouterr().err
     args = ["distill", "collect", "-o", str(tmp_path / "x.jsonl"), "--users", "demo-1"]
+    assert main([*args, "--llm", "http"]) == 2
+    assert "held out for evaluation" in capsys.readouterr().err
+    args.append("--allow-held-out")
     assert main([*args, "--llm", "http"]) == 2
     assert "needs --base-url and --model" in capsys.readouterr().err
     assert main(["distill", "export", str(tmp_path / "none.jsonl"), "-o", str(tmp_path)]) == 2
