@@ -14,13 +14,12 @@ from typing import Any
 
 __all__ = ["main", "register", "run"]
 
-_CONFIGS = ("static", "history", "local", "http")
+_CONFIGS = ("static", "history", "local", "local-base", "teacher", "http")
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--instacart-dir",
-        required=True,
         type=Path,
         help="folder with products.csv, aisles.csv, departments.csv and the orders "
         "(orders.csv and order_products__*.csv, here or in one sub-folder)",
@@ -38,6 +37,17 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         "references popular and buy_again are always computed beside them",
     )
     p.add_argument("--users", type=int, default=None, help="evaluate the first N users only")
+    p.add_argument(
+        "--user-ids",
+        default=None,
+        help="evaluate these users only, e.g. 31-40 (the held-out distillation shoppers)",
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="evaluate the demo users on the demo catalog (each one's last order is the "
+        "target) instead of --instacart-dir",
+    )
     p.add_argument(
         "--base-url", default=None, help="OpenAI-compatible server for the 'http' config"
     )
@@ -74,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
     from .harness import evaluate, standard_configs
     from .instacart import history_popularity, load_instacart_users
 
+    if (args.instacart_dir is None) == (not args.demo):
+        print("storefront eval: give --instacart-dir DIR or --demo (one of them)", file=sys.stderr)
+        return 2
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in names if c not in _CONFIGS]
     if unknown or not names:
@@ -92,8 +105,19 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        catalog = Catalog.from_instacart(args.instacart_dir)
-        cases = load_instacart_users(args.orders_dir or args.instacart_dir, catalog)
+        if args.demo:
+            from .demo_cases import demo_cases
+
+            catalog = Catalog.demo()
+            cases = demo_cases(catalog)
+        else:
+            from ..distill.cli import parse_user_ids
+
+            catalog = Catalog.from_instacart(args.instacart_dir)
+            wanted = parse_user_ids(args.user_ids) if args.user_ids else None
+            cases = load_instacart_users(
+                args.orders_dir or args.instacart_dir, catalog, users=wanted
+            )
         if args.users is not None:
             cases = cases[: args.users]
         # Popularity from the evaluated histories only, shared by every configuration.

@@ -71,6 +71,9 @@ TABLE_METRICS: tuple[tuple[str, str], ...] = (
     ("novelty", "novelty"),
     ("llm_share", "placements from the model"),
     ("fallback_share", "placements from fallbacks"),
+    ("title_quality", "title quality (all placements)"),
+    ("title_quality_llm", "title quality (model's placements)"),
+    ("tokens", "model tokens / page"),
     ("build_ms", "build ms / page"),
 )
 
@@ -263,10 +266,29 @@ def _case_metrics(
             "novelty": m.novelty(page, case.user),
             "llm_share": _source_share(page, "llm"),
             "fallback_share": _source_share(page, "fallback"),
+            "title_quality": _title_quality(page, None),
+            "title_quality_llm": _title_quality(page, "llm"),
+            "tokens": float(
+                sum((s.prompt_tokens or 0) + (s.completion_tokens or 0) for s in page.trace.stages)
+            ),
             "build_ms": page.trace.total_ms,
         }
     )
     return out
+
+
+def _title_quality(page: Page, source: str | None) -> float:
+    """Share of the page's placements (of ``source`` only, when given) whose title passes
+    the judges' title rules (:func:`~.judges.title_problems`); nan when there are none."""
+    from .judges import title_problems
+
+    titles = [pl.theme.title for pl in page.placements]
+    passed = [
+        not title_problems(pl.theme.title, titles[:i] + titles[i + 1 :])
+        for i, pl in enumerate(page.placements)
+        if source is None or pl.source == source
+    ]
+    return sum(passed) / len(passed) if passed else math.nan
 
 
 def _reference_metrics(
@@ -472,8 +494,11 @@ def standard_configs(
 
     ``history``: ``Storefront(catalog, llm=None)``, the default without a
     model; ``static``: fixed themes for everyone (a strawman kept for
-    regression checks, not a baseline to quote); ``local``: the local model; ``http``: an
-    OpenAI-compatible server at ``base_url`` serving ``model``.
+    regression checks, not a baseline to quote); ``local``: the local model
+    (``LocalLLM.default()``); ``local-base``: the plain local model without any adapter
+    (``LocalLLM.base()``); ``teacher``: the plain local model with best-of-4 sampling
+    (:class:`~storefront_sdk.distill.BestOfNLLM`, the teacher of the distillation labels);
+    ``http``: an OpenAI-compatible server at ``base_url`` serving ``model``.
     """
     from ..filtering.lexical import LexicalRelevanceFilter
     from ..generation.static import StaticThemeGenerator
@@ -500,6 +525,13 @@ def standard_configs(
             from ..llm.outlines import LocalLLM
 
             out[name] = Storefront(catalog, llm=LocalLLM.default(), cache=cache, **shared)
+        elif name in ("local-base", "teacher"):
+            plain: Any = _plain_local_llm()
+            if name == "teacher":
+                from ..distill.teacher import BestOfNLLM
+
+                plain = BestOfNLLM(plain, n=4, temperature=0.8, seed=0)
+            out[name] = Storefront(catalog, llm=plain, cache=cache, **shared)
         elif name == "http":
             if not base_url or not model:
                 raise ConfigurationError("the 'http' configuration needs base_url and model")
@@ -509,6 +541,22 @@ def standard_configs(
             out[name] = Storefront(catalog, llm=llm, cache=cache, **shared)
         else:
             raise ConfigurationError(
-                f"unknown configuration {name!r}: choose from static, history, local, http"
+                f"unknown configuration {name!r}: choose from {', '.join(CONFIG_NAMES)}"
             )
     return out
+
+
+CONFIG_NAMES: tuple[str, ...] = ("static", "history", "local", "local-base", "teacher", "http")
+"""The configurations :func:`standard_configs` (and ``storefront eval --configs``) knows."""
+
+
+def _plain_local_llm() -> Any:
+    """The plain local model, no adapter: ``LocalLLM.base()`` where it exists, else the
+    SmolLM2 model as ``LocalLLM.default()`` loads it (checked installed the same way)."""
+    from ..llm.outlines import LocalLLM
+
+    base = getattr(LocalLLM, "base", None)
+    if callable(base):
+        return base()
+    LocalLLM.default()  # a clear ConfigurationError when the [local] extra is missing
+    return LocalLLM()
