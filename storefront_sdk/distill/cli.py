@@ -116,16 +116,22 @@ def _popularity(users: list[UserContext]) -> dict[str, float]:
     return counts
 
 
-def _teacher(args: argparse.Namespace) -> Any:
+def _teacher(args: argparse.Namespace, catalog: Any) -> Any:
     if args.llm in ("local", "local-best-of"):
         from ..llm.outlines import LocalLLM
 
         local = LocalLLM.default()
         if args.llm == "local":
             return local
-        from .teacher import BestOfNLLM
+        from .teacher import BestOfNLLM, JudgeScorer
 
-        return BestOfNLLM(local, n=args.n, temperature=args.temperature, seed=args.sample_seed)
+        return BestOfNLLM(
+            local,
+            n=args.n,
+            temperature=args.temperature,
+            seed=args.sample_seed,
+            scorer=JudgeScorer(catalog) if args.scorer == "judge" else None,
+        )
     if not args.base_url or not args.model:
         raise ConfigurationError("--llm http needs --base-url and --model")
     from ..cli import base_url
@@ -148,12 +154,23 @@ def _cmd_collect(args: argparse.Namespace) -> int:
         from ..cache import GenerationCache
 
         cache = GenerationCache(args.cache_dir)
+    judge = None
+    if args.judge != "none":
+        from ..evaluation.judge_relevance import RelevanceModelJudge
+        from ..evaluation.judges import HeuristicJudge
+
+        judge = (
+            RelevanceModelJudge(catalog)
+            if args.judge == "relevance"
+            else HeuristicJudge(catalog=catalog)
+        )
     records = collect(
         catalog,
-        _teacher(args),
+        _teacher(args, catalog),
         users,
         args.out,
         cache=cache,
+        judge=judge,
         progress=not args.quiet,
     )
     calls = sum(len(r.calls) for r in records)
@@ -274,9 +291,24 @@ def register(
         help="best-of-N: sampling temperature of the non-greedy candidates (default 0.8)",
     )
     c.add_argument("--sample-seed", type=int, default=0, help="best-of-N: first seed (default 0)")
+    c.add_argument(
+        "--scorer",
+        choices=("judge", "rules"),
+        default="judge",
+        help="best-of-N: pick by the title rules, the independent relevance judge and "
+        "agreement (judge, default), or by the title rules and agreement only (rules)",
+    )
     c.add_argument("--base-url", help="OpenAI-compatible server (with --llm http)")
     c.add_argument("--model", help="model name on that server (with --llm http)")
     c.add_argument("--cache-dir", help="reuse this generation cache for teacher calls")
+    c.add_argument(
+        "--judge",
+        choices=("none", "relevance", "heuristic"),
+        default="none",
+        help="attach a judge's placement verdicts for `filter --use-judge`: relevance (the "
+        "independent judge of storefront eval: on-theme share of the first 5 products, "
+        "title quality, history fit) or heuristic (the lexical judge)",
+    )
     c.add_argument("--quiet", action="store_true", help="no progress output")
     c.set_defaults(func=_cmd_collect)
 

@@ -205,6 +205,7 @@ def shopper_record(
                 )
     if judge is not None and user is not None:
         report = judge.judge(page, user)
+        _on_theme_verdicts(page, report, outcome)
         for verdict in report.verdicts:
             if verdict.level != "placement" or verdict.placement is None:
                 continue
@@ -231,6 +232,38 @@ def shopper_record(
         fallbacks=[ev.message for ev in page.trace.events_of("fallback")],
         build_ms=page.trace.total_ms,
     )
+
+
+ON_THEME_TOP = 5
+"""Products per placement whose product-level ``on_theme`` verdicts are summarised."""
+ON_THEME_MIN_SHARE = 0.6
+"""The share of them that must be on theme for the ``on_theme@5`` verdict to pass."""
+
+
+def _on_theme_verdicts(page: Page, report: Any, outcome: Callable[[str], ThemeOutcome]) -> None:
+    """The judge's product ``on_theme`` verdicts of each placement's first products as one
+    placement verdict ``on_theme@5`` (score: the on-theme share, as P-T@5 counts it)."""
+    by_placement: dict[int, dict[str, bool]] = {}
+    for v in report.verdicts:
+        usable = v.valid and v.passed is not None and v.product_id is not None
+        usable = usable and v.placement is not None
+        if v.level == "product" and v.criterion == "on_theme" and usable:
+            by_placement.setdefault(v.placement, {})[v.product_id] = v.passed
+    for i, pl in enumerate(page.placements):
+        judged = by_placement.get(i, {})
+        top = [judged[p] for p in pl.product_ids[:ON_THEME_TOP] if p in judged]
+        if not top:
+            continue
+        share = sum(top) / len(top)
+        outcome(pl.theme.title).judge.append(
+            JudgeVerdict(
+                judge=report.judge,
+                criterion=f"on_theme@{ON_THEME_TOP}",
+                passed=share >= ON_THEME_MIN_SHARE,
+                score=round(share, 4),
+                reason=f"{sum(top)} of the first {len(top)} products on theme",
+            )
+        )
 
 
 def _progress_printer(stream: TextIO) -> Progress:

@@ -528,9 +528,11 @@ def standard_configs(
         elif name in ("local-base", "teacher"):
             plain: Any = _plain_local_llm()
             if name == "teacher":
-                from ..distill.teacher import BestOfNLLM
+                from ..distill.teacher import BestOfNLLM, JudgeScorer
 
-                plain = BestOfNLLM(plain, n=4, temperature=0.8, seed=0)
+                plain = BestOfNLLM(
+                    plain, n=4, temperature=0.8, seed=0, scorer=JudgeScorer(catalog)
+                )
             out[name] = Storefront(catalog, llm=plain, cache=cache, **shared)
         elif name == "http":
             if not base_url or not model:
