@@ -294,3 +294,41 @@ def test_exported_jsonl_loads_as_chat_messages_with_datasets(
         assert roles[0] == "system" and roles[-1] == "assistant" and "user" in roles
         assert all(isinstance(m["content"], str) and m["content"] for m in row["messages"])
         json.loads(row["messages"][-1]["content"])  # the assistant turn is the decoded JSON
+
+
+# -- the judge-aware scorer and judge verdicts attached by collect ---------------------------
+
+
+def test_judge_scorer_prefers_the_title_its_products_fit(catalog: Catalog) -> None:
+    from storefront_sdk.distill import JudgeScorer
+
+    yogurts = [p.title for p in catalog if "yogurt" in p.title.lower()][:3]
+    assert yogurts
+    base = _SeededTitles("Pasta Night", {1: "Yogurt Cups", 2: "Pasta Night", 3: "Yogurt Cups"})
+    teacher = BestOfNLLM(base, n=4, scorer=JudgeScorer(catalog))
+    msgs = _title_messages([], yogurts)
+    result = teacher.generate(msgs, _ANY_TITLE)
+    pick = teacher.pick_of(result)
+    assert pick is not None
+    rel = {c.value: s[3] for c, s in zip(pick.candidates, pick.scores, strict=True)}
+    assert rel["Yogurt Cups"] > rel["Pasta Night"]
+    # two votes for pasta (greedy + seed 2) against two for yogurt: the judge decides
+    assert result.value == "Yogurt Cups"
+    assert "judge_scorer" in teacher.fingerprint
+
+
+def test_cli_collect_attaches_the_independent_judge(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt, labels = tmp_path / "c.jsonl", tmp_path / "l.jsonl"
+    with StubOpenAIServer(seed=8) as srv:
+        argv = ["distill", "collect", "-o", str(ckpt), "--llm", "http", "--quiet"]
+        argv += ["--base-url", srv.base_url, "--model", "stub", "--synthetic", "2"]
+        assert main([*argv, "--judge", "relevance"]) == 0
+    on_page = [t for r in read_checkpoint(ckpt) for t in r.themes if t.on_page]
+    criteria = {j.criterion for t in on_page for j in t.judge}
+    assert {"on_theme@5", "title_quality"} <= criteria
+    shares = [j.score for t in on_page for j in t.judge if j.criterion == "on_theme@5"]
+    assert shares and all(s is not None and 0.0 <= s <= 1.0 for s in shares)
+    assert main(["distill", "filter", str(ckpt), "-o", str(labels), "--use-judge"]) == 0
+    assert "labels kept" in capsys.readouterr().out

@@ -29,7 +29,7 @@ from .records import (
     ThemeOutcome,
 )
 from .synthetic import synthetic_shoppers
-from .teacher import BestOfNLLM, score_candidates
+from .teacher import BestOfNLLM, JudgeScorer, score_candidates
 
 __all__ = [
     "EVALUATION_INSTACART_USERS",
@@ -38,6 +38,7 @@ __all__ = [
     "ExportReport",
     "FilterReport",
     "GateVerdict",
+    "JudgeScorer",
     "JudgeVerdict",
     "LLMCallRecord",
     "Label",
