@@ -332,3 +332,42 @@ def test_cli_collect_attaches_the_independent_judge(
     assert shares and all(s is not None and 0.0 <= s <= 1.0 for s in shares)
     assert main(["distill", "filter", str(ckpt), "-o", str(labels), "--use-judge"]) == 0
     assert "labels kept" in capsys.readouterr().out
+
+
+def test_filter_min_on_theme_replaces_the_judges_pass_mark() -> None:
+    from storefront_sdk.distill import JudgeVerdict, LLMCallRecord, ShopperRecord, ThemeOutcome
+
+    text = OutputConstraint(kind="text", json_schema={"type": "string"})
+    msgs = [ChatMessage(role="system", content="s"), ChatMessage(role="user", content="u")]
+    calls = [
+        LLMCallRecord(
+            index=i,
+            stage="themes",
+            messages=msgs,
+            constraint=text,
+            raw=json.dumps(t),
+            value=t,
+            model_id="t",
+            fingerprint="t",
+        )
+        for i, t in enumerate(("Half On Theme", "Mostly On Theme"))
+    ]
+
+    def outcome(title: str, share: float) -> ThemeOutcome:
+        verdict = JudgeVerdict(judge="j", criterion="on_theme@5", passed=share >= 0.6, score=share)
+        return ThemeOutcome(title=title, on_page=True, source="llm", density=10, judge=[verdict])
+
+    rec = ShopperRecord(
+        user_id="u",
+        teacher_model_id="t",
+        teacher_fingerprint="t",
+        min_products=8,
+        calls=calls,
+        themes=[outcome("Half On Theme", 0.4), outcome("Mostly On Theme", 0.8)],
+    )
+    assert aiqa_filter([rec])[1].kept == 2  # without the judge
+    labels, _ = aiqa_filter([rec], use_judge=True)
+    assert [lb.drop_reasons for lb in labels] == [["judge:on_theme@5"], []]
+    assert aiqa_filter([rec], use_judge=True, min_on_theme=0.4)[1].kept == 2
+    _, strict = aiqa_filter([rec], use_judge=True, min_on_theme=0.9)
+    assert strict.kept == 0 and strict.min_on_theme == 0.9

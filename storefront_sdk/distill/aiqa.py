@@ -34,7 +34,7 @@ from ..taxonomy import KeywordTaxonomy
 from ..text import normalize
 from .collect import find_outcome
 from .errors import DistillError
-from .records import Label, LLMCallRecord, ShopperRecord, ThemeOutcome
+from .records import JudgeVerdict, Label, LLMCallRecord, ShopperRecord, ThemeOutcome
 
 __all__ = ["FilterReport", "aiqa_filter", "labels_of", "read_labels", "write_labels"]
 
@@ -54,6 +54,7 @@ class FilterReport(BaseModel):
     min_products: int = 0
     min_theme_yield: float = 0.0
     use_judge: bool = False
+    min_on_theme: float | None = None
 
 
 def _assistant_text(call: LLMCallRecord) -> str:
@@ -83,8 +84,20 @@ def _check_keywords(
             raise DistillError(f"{where}: keyword {kw!r} is outside the taxonomy")
 
 
+def _judge_failed(j: JudgeVerdict, min_on_theme: float | None) -> bool:
+    """A judge verdict that drops the label: failed, or for ``on_theme@k`` with
+    ``min_on_theme`` set, an on-theme share below it."""
+    if min_on_theme is not None and j.criterion.startswith("on_theme@") and j.score is not None:
+        return bool(j.score < min_on_theme)
+    return j.passed is False
+
+
 def _theme_reasons(
-    oc: ThemeOutcome | None, min_products: int, use_judge: bool, keyword_label: bool
+    oc: ThemeOutcome | None,
+    min_products: int,
+    use_judge: bool,
+    keyword_label: bool,
+    min_on_theme: float | None = None,
 ) -> list[str]:
     if oc is None:
         return ["theme_not_traced"]
@@ -100,7 +113,7 @@ def _theme_reasons(
     elif oc.density < min_products:
         reasons.append(f"density_below:{min_products}")
     if use_judge:
-        reasons.extend(f"judge:{j.criterion}" for j in oc.judge if j.passed is False)
+        reasons.extend(f"judge:{j.criterion}" for j in oc.judge if _judge_failed(j, min_on_theme))
     return list(dict.fromkeys(reasons))
 
 
@@ -111,6 +124,7 @@ def labels_of(
     min_theme_yield: float = 0.5,
     use_judge: bool = False,
     taxonomy: KeywordTaxonomy | None = None,
+    min_on_theme: float | None = None,
 ) -> list[Label]:
     """Every themes/keywords call of ``records`` as a :class:`Label` with its AIQA verdict."""
     if not 0.0 <= min_theme_yield <= 1.0:
@@ -135,11 +149,15 @@ def labels_of(
                 reasons.append("teacher_error")
             elif call.stage == "keywords":
                 titles = [call.theme_title] if call.theme_title else []
-                reasons.extend(_theme_reasons(find(call.theme_title), floor, use_judge, True))
+                reasons.extend(
+                    _theme_reasons(find(call.theme_title), floor, use_judge, True, min_on_theme)
+                )
             elif isinstance(call.value, str):
                 # One title per call (the seeded profile of the local model): one theme.
                 titles = [call.value]
-                reasons.extend(_theme_reasons(find(call.value), floor, use_judge, False))
+                reasons.extend(
+                    _theme_reasons(find(call.value), floor, use_judge, False, min_on_theme)
+                )
             else:
                 drafts = call.value.get("themes") if isinstance(call.value, dict) else None
                 titles = [
@@ -148,7 +166,9 @@ def labels_of(
                     if isinstance(d, dict) and isinstance(d.get("title"), str)
                 ]
                 good = sum(
-                    1 for t in titles if not _theme_reasons(find(t), floor, use_judge, False)
+                    1
+                    for t in titles
+                    if not _theme_reasons(find(t), floor, use_judge, False, min_on_theme)
                 )
                 if not titles or good / len(titles) < min_theme_yield:
                     reasons.append(f"theme_yield:{good}/{len(titles)}")
@@ -181,10 +201,13 @@ def aiqa_filter(
     min_theme_yield: float = 0.5,
     use_judge: bool = False,
     taxonomy: KeywordTaxonomy | None = None,
+    min_on_theme: float | None = None,
 ) -> tuple[list[Label], FilterReport]:
     """All labels (kept and dropped, with reasons) and the counts; see the module docs.
 
     ``min_products`` defaults to each record's own (the collecting storefront's).
+    ``min_on_theme`` (with ``use_judge``) replaces the judge's own pass mark of the
+    ``on_theme@k`` verdicts (the share of a placement's first products on theme).
     Raises :class:`DistillError` when there are no labels at all.
     """
     labels = labels_of(
@@ -193,6 +216,7 @@ def aiqa_filter(
         min_theme_yield=min_theme_yield,
         use_judge=use_judge,
         taxonomy=taxonomy,
+        min_on_theme=min_on_theme,
     )
     if not labels:
         raise DistillError(
@@ -216,6 +240,7 @@ def aiqa_filter(
         min_products=min_products or 0,
         min_theme_yield=min_theme_yield,
         use_judge=use_judge,
+        min_on_theme=min_on_theme,
     )
     return labels, report
 

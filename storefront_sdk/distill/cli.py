@@ -189,6 +189,7 @@ def _cmd_filter(args: argparse.Namespace) -> int:
         min_products=args.min_products,
         min_theme_yield=args.min_theme_yield,
         use_judge=args.use_judge,
+        min_on_theme=args.min_on_theme,
     )
     write_labels(labels, args.out)
     print(
@@ -327,6 +328,13 @@ def register(
         help="share of a themes label's themes that must pass (default: 0.5)",
     )
     f.add_argument("--use-judge", action="store_true", help="also drop judge-failed placements")
+    f.add_argument(
+        "--min-on-theme",
+        type=float,
+        default=None,
+        help="with --use-judge: the least share of a placement's first 5 products the judge "
+        "finds on theme (default: the judge's own pass mark, 0.6)",
+    )
     f.set_defaults(func=_cmd_filter)
 
     e = steps.add_parser("export", help="chat-format JSONL, split by shopper, deduplicated")
