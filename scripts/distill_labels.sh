@@ -4,7 +4,7 @@
 #   scripts/distill_labels.sh [OUT_DIR]        (default OUT_DIR: ../distill-run)
 #
 # Environment: INSTACART (default ../shared/data/instacart), USERS (1-30), SYNTHETIC (250),
-# SEED (0), N (4), TEMPERATURE (0.8), SKIP_COLLECT=1 to filter/export an existing
+# SEED (0), N (4), TEMPERATURE (0.8), MIN_ON_THEME (0.4), SKIP_COLLECT=1 to filter/export an existing
 # checkpoint (collect is resumable: re-running it continues where it stopped).
 # Writes OUT_DIR/collect.jsonl, labels.jsonl, and OUT_DIR/sft (AIQA-filtered) and
 # OUT_DIR/sft-unfiltered (every label, for the ablation), each written to a temporary
@@ -17,6 +17,7 @@ SYNTHETIC=${SYNTHETIC:-250}
 SEED=${SEED:-0}
 N=${N:-4}
 TEMPERATURE=${TEMPERATURE:-0.8}
+MIN_ON_THEME=${MIN_ON_THEME:-0.4}
 PY=${PYTHON:-python}
 SF="$PY -m storefront_sdk.cli"
 mkdir -p "$OUT"
@@ -24,7 +25,7 @@ mkdir -p "$OUT"
 COLLECT="$SF distill collect -o $OUT/collect.jsonl --instacart-dir $INSTACART --users $USERS \
 --synthetic $SYNTHETIC --seed $SEED --teacher local-best-of --n $N --temperature $TEMPERATURE \
 --sample-seed 0 --scorer judge --judge relevance --cache-dir $OUT/cache"
-FILTER="$SF distill filter $OUT/collect.jsonl -o $OUT/labels.jsonl --use-judge"
+FILTER="$SF distill filter $OUT/collect.jsonl -o $OUT/labels.jsonl --use-judge --min-on-theme $MIN_ON_THEME"
 if [ "${SKIP_COLLECT:-0}" != 1 ]; then
     $COLLECT
 fi
