@@ -16,6 +16,9 @@ model:
 * for every output: agreement among the candidates (self-consistency: an answer that
   several samples reach is likelier right), then the greedy answer on a tie.
 
+:class:`JudgeScorer` (the CLI's default) puts the independent relevance judge's verdict
+on the seed's products under each title ahead of agreement.
+
 The wrapper keeps the wrapped model's ``concurrent`` flag, so the cascade sends it the
 same prompts as the student (the compact, seeded ones for a local model): the labels are
 answers to exactly the prompts the student will see.
@@ -68,9 +71,7 @@ class Pick:
             "chosen": self.chosen,
             "candidates": [
                 {
-                    "value": c.value
-                    if isinstance(c.value, (str, int, float, list, dict))
-                    else (None if c.value is None else str(c.value)),
+                    "value": _jsonable(c.value),
                     "seed": c.seed,
                     "temperature": c.temperature,
                     "error": c.error,
@@ -83,6 +84,15 @@ class Pick:
 
     def _problems(self) -> list[list[str]]:
         return self.problems or [[] for _ in self.candidates]
+
+
+def _jsonable(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+        return value
+    return str(value)
 
 
 Scorer = Callable[
