@@ -101,6 +101,7 @@ class Parts(Protocol):
     catalog: Catalog
     llm: LLM | None
     llm_reason: str
+    semantic_reason: str
     theme_generator: ThemeGenerator
     keyword_generator: KeywordGenerator
     retriever: Retriever
@@ -181,6 +182,7 @@ class Cascade:
         cfg, trace, parts = self.config, self.trace, self.parts
         user = self._clean_user(user)
         trace.add_event("config", parts.llm_reason, llm=parts.llm.model_id if parts.llm else None)
+        trace.add_event("semantic", parts.semantic_reason)
 
         queue: list[tuple[Theme, PlacementSource]] = []
         primary_gen = parts.theme_generator

@@ -14,6 +14,13 @@ passed; nothing downstream inspects component classes:
 * relevance filter: the lexical filter, which is also the fallback (one TF-IDF index)
   unless the caller passed another filter; then a lexical filter is the fallback.
 * ``cache``: ``"auto"`` caches generations on disk when a model is used.
+* ``embedder`` (the semantic layer): ``"auto"`` (default) uses the in-process
+  sentence embedder when the ``embed`` extra is installed, else none; ``None`` turns
+  it off; an :class:`~storefront_sdk.embeddings.Embedder` uses that one. With an
+  embedder, the storefront's default taxonomy shortlists keywords fused (lexical +
+  semantic) and :class:`~storefront_sdk.filtering.EmbeddingDuplicateGate` joins the
+  default gates; without one, the shortlist is lexical. Either way the page trace
+  says which (event ``semantic``).
 
 ``Wiring.baselines`` lists the components that never call a model (the fallbacks
 and the defaults chosen without one): once a page's deadline has passed, the cascade
@@ -48,9 +55,10 @@ from .retrieval.bm25 import BM25Retriever
 
 if TYPE_CHECKING:
     from .cache import BaseGenerationCache
+    from .embeddings import Embedder
     from .llm.base import LLM
 
-__all__ = ["Wiring", "expect", "resolve_cache", "resolve_llm", "wire"]
+__all__ = ["Wiring", "expect", "resolve_cache", "resolve_embedder", "resolve_llm", "wire"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,10 @@ class Wiring:
     fallback_filter: RelevanceFilter
     baselines: frozenset[int]
     """``id()`` of every component that never calls a model."""
+    embedder: Embedder | None = None
+    """The semantic layer's embedder (None: lexical shortlist, no embedding gate)."""
+    semantic_reason: str = "lexical keyword shortlist (embedder=None)"
+    """One line for the trace: whether the semantic layer is on, and why."""
 
 
 def wire(
@@ -86,6 +98,7 @@ def wire(
     gates: Sequence[Gate] | None,
     fallback_theme_generators: Sequence[ThemeGenerator] | None,
     page_shape: tuple[int, int] = (8, 20),
+    embedder: Embedder | Literal["auto"] | None = None,
 ) -> Wiring:
     """Choose every component (see the module docstring for the rules).
 
@@ -93,6 +106,7 @@ def wire(
     baseline lays its page out to it.
     """
     model, reason = resolve_llm(llm)
+    emb, semantic_reason = resolve_embedder(embedder)
     gen_cache = resolve_cache(cache, model)
     # One history baseline serves as primary (without a model), as the model
     # generator's "Buy it again" source and as fallback: its per-catalog popular
@@ -128,9 +142,13 @@ def wire(
     else:
         baselines.extend(fallback_theme_generators)
 
-    checked_gates = [
-        expect(g, Gate, "gates[]") for g in (default_gates() if gates is None else gates)
-    ]
+    if gates is None:
+        gates = default_gates()
+        if emb is not None:
+            from .filtering.embedding_gate import EmbeddingDuplicateGate
+
+            gates.append(EmbeddingDuplicateGate(emb))
+    checked_gates = [expect(g, Gate, "gates[]") for g in gates]
     return Wiring(
         llm=model,
         llm_reason=reason,
@@ -148,6 +166,8 @@ def wire(
         fallback_keyword_generator=taxonomy_keywords,
         fallback_filter=lexical,
         baselines=frozenset(id(c) for c in baselines),
+        embedder=emb,
+        semantic_reason=semantic_reason,
     )
 
 
@@ -186,6 +206,30 @@ def shared_local_llm() -> LLM:
 
     local: LLM = LocalLLM.default()
     return local
+
+
+def resolve_embedder(
+    embedder: Embedder | Literal["auto"] | None,
+) -> tuple[Embedder | None, str]:
+    """The semantic layer's embedder (or None) and a one-line reason for the trace."""
+    from .embeddings import Embedder, LocalEmbedder, default_embedder
+
+    uses = "fused keyword shortlist, embedding near-duplicate gate"
+    if embedder is None:
+        return None, "semantic layer off (embedder=None): lexical keyword shortlist"
+    if isinstance(embedder, Embedder):
+        return embedder, f"semantic layer: {embedder.model_id} ({uses})"
+    if isinstance(embedder, str) and embedder == "auto":
+        found = default_embedder() if LocalEmbedder.available() else None
+        if found is None:
+            return None, (
+                "semantic layer unavailable: the embed extra is not installed "
+                "(embedder='auto'); lexical keyword shortlist"
+            )
+        return found, f"semantic layer: {found.model_id} ({uses}; embedder='auto')"
+    raise ConfigurationError(
+        f"embedder must be None, 'auto' or an Embedder instance, got {embedder!r}"
+    )
 
 
 def resolve_cache(

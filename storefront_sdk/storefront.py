@@ -45,6 +45,7 @@ from .types import Page, Trace, UserContext
 
 if TYPE_CHECKING:
     from .cache import BaseGenerationCache
+    from .embeddings import Embedder
     from .llm.base import LLM
 
 __all__ = ["Storefront", "StorefrontConfig"]
@@ -100,6 +101,13 @@ class Storefront:
       ``cache=None`` disables caching.
     * ``gates``: default :func:`~storefront_sdk.filtering.gates.default_gates`
       (safety, merchandising rules, title quality, near-duplicates).
+    * ``embedder="auto"`` (default) turns the semantic layer on when the ``embed``
+      extra is installed: the default taxonomy's keyword shortlist is fused (lexical
+      + sentence embeddings) and :class:`~storefront_sdk.filtering.EmbeddingDuplicateGate`
+      joins the default gates; ``embedder=None`` keeps both lexical; an
+      :class:`~storefront_sdk.embeddings.Embedder` uses that model. A ``taxonomy``
+      you pass is used as given (attach an embedder with ``taxonomy.use_embedder``).
+      Every page's trace says which (event ``semantic``).
     * ``fallback_theme_generators``: default the history baseline, then the static
       one (without the primary itself). The keyword fallback is the taxonomy
       baseline; the filter fallback the lexical filter (see ``_wiring``).
@@ -121,6 +129,7 @@ class Storefront:
         gates: Sequence[Gate] | None = None,
         fallback_theme_generators: Sequence[ThemeGenerator] | None = None,
         taxonomy: KeywordTaxonomy | None = None,
+        embedder: Embedder | Literal["auto"] | None = "auto",
         config: StorefrontConfig | None = None,
         **overrides: Any,
     ) -> None:
@@ -141,6 +150,7 @@ class Storefront:
             gates=gates,
             fallback_theme_generators=fallback_theme_generators,
             page_shape=(self.config.num_placements, self.config.products_per_placement),
+            embedder=embedder,
         )
         self.llm: LLM | None = wiring.llm
         self.llm_reason: str = wiring.llm_reason
@@ -155,6 +165,8 @@ class Storefront:
         self.fallback_keyword_generator: KeywordGenerator = wiring.fallback_keyword_generator
         self._fallback_filter: RelevanceFilter = wiring.fallback_filter
         self._baselines = wiring.baselines
+        self.embedder: Embedder | None = wiring.embedder
+        self.semantic_reason: str = wiring.semantic_reason
 
     def __repr__(self) -> str:
         return (
@@ -168,7 +180,10 @@ class Storefront:
     def taxonomy(self) -> KeywordTaxonomy:
         """The closed keyword vocabulary in use (built from the catalog on first use)."""
         if self._taxonomy is None:
-            self._taxonomy = KeywordTaxonomy.from_catalog(self.catalog)
+            taxonomy = KeywordTaxonomy.from_catalog(self.catalog)
+            if self.embedder is not None:
+                taxonomy.use_embedder(self.embedder)
+            self._taxonomy = taxonomy
         return self._taxonomy
 
     @property
@@ -184,6 +199,8 @@ class Storefront:
     def warm_up(self) -> Storefront:
         """Build indexes and load models now rather than on the first request."""
         self.taxonomy.warm_up()
+        if self.embedder is not None:
+            self.embedder.warm_up()
         for comp in (
             self.theme_generator,
             self.keyword_generator,
