@@ -13,7 +13,7 @@ lexical features plus the embedding cosine in one calibrated logistic
 regression, fitted on the training folds only.
 
 Usage: ``python benchmarks/bench_relevance.py [--csv PATH] [--queries N] [--store-dir DIR]``
-(``--queries``: a seeded sample of queries, all of their pairs; 0 = all; the
+(``--queries``: a seeded sample of queries, all of their pairs; 0 = all, the default; the
 embeddings of the sample's titles are computed once and kept in the store).
 """
 
@@ -64,7 +64,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--csv", type=Path, default=DEFAULT_CSV)
-    ap.add_argument("--queries", type=int, default=400)
+    ap.add_argument("--queries", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--store-dir", type=Path, default=None)
     args = ap.parse_args()

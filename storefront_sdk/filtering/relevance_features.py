@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from ..types import Product, Theme
 if TYPE_CHECKING:
     from ..embeddings import Embedder
 
-__all__ = ["EMBEDDING_FEATURE", "FEATURE_NAMES"]
+__all__ = ["EMBEDDING_FEATURE", "FEATURE_NAMES", "V1_FEATURE_NAMES"]
 
 FEATURE_NAMES: tuple[str, ...] = (
     "word_cosine",  # word TF-IDF cosine, theme text vs product text
@@ -36,8 +37,22 @@ FEATURE_NAMES: tuple[str, ...] = (
     "concept_in_title",  # a whole concept phrase occurs in the product title
     "concept_hit_share",  # share of concepts with at least one word in the title
     "title_word_hit",  # a content word of the theme title occurs in the product text
+    # -- query-term coverage (format version 2) --
+    "term_coverage",  # share of the theme's content words found in the product title
+    "idf_coverage",  # the same, weighted by the words' IDF (rare words count more)
+    "prefix_coverage",  # share of theme words whose 4-letter prefix starts a title word
+    "bigram_coverage",  # share of the theme's word pairs found as pairs in the title
+    "head_in_title",  # the theme title's last content word (its head noun) is in the title
+    "head_position",  # where the head occurs in the title (0 first .. 1 last; 1.5 absent)
+    "number_match",  # share of the theme's numbers found in the product text
+    "number_missing",  # the theme has numbers and none is in the product text
+    "title_words",  # log(1 + product title words)
+    "theme_title_words",  # content words of the theme's title (a search query's length)
 )
 """The features, in the order of the model's coefficients."""
+
+V1_FEATURE_NAMES: tuple[str, ...] = FEATURE_NAMES[:11]
+"""The features of format-version-1 model files (still loadable)."""
 
 EMBEDDING_FEATURE = "embedding_cosine"
 """Appended to :data:`FEATURE_NAMES` when the filter has an ``embedder``: the cosine of
@@ -113,6 +128,13 @@ class _Tfidf:
         self._memo[text] = vec
         return vec
 
+    def idf_of(self, term: str) -> float:
+        """The term's IDF (an unseen term gets the largest one)."""
+        i = self.index.get(term)
+        if i is not None:
+            return self._idf[i]
+        return math.log((1.0 + self.n_docs) / 1.0) + 1.0
+
     def cosine(self, query: str, texts: Sequence[str]) -> FloatArray:
         q = self.vector(query)
         out = np.zeros(len(texts), dtype=np.float64)
@@ -186,6 +208,14 @@ class _Features:
         concept_seqs = [" ".join(tokenize(c)) for c in concepts]
         concept_seqs = [s for s in concept_seqs if s]
         title_words = {t for t in tokenize(theme.title) if t not in STOP_WORDS and not t.isdigit()}
+        theme_terms = list(dict.fromkeys(tokenize(theme.text)))
+        head_terms = [t for t in tokenize(theme.title) if not t.isdigit()]
+        head = head_terms[-1] if head_terms else None
+        numbers = {t for t in theme_terms if t.isdigit()}
+        term_idf = [self.word.idf_of(t) for t in theme_terms]
+        idf_total = sum(term_idf)
+        theme_pairs = set(pairwise(theme_terms))
+        X[:, 20] = float(len(tokenize(theme.title)))
         for i, p in enumerate(products):
             doc = tokenize(p.text)
             X[i, 3] = self._bm25(query, doc)
@@ -207,6 +237,27 @@ class _Features:
                 X[i, 9] = sum(1 for ct in concept_tokens if ct & title_set) / len(concept_tokens)
             if title_words:
                 X[i, 10] = float(bool(title_words & set(doc)))
+            if theme_terms and title_tokens:
+                hits = [t in title_set for t in theme_terms]
+                X[i, 11] = sum(hits) / len(theme_terms)
+                X[i, 12] = sum(w for w, h in zip(term_idf, hits, strict=True) if h) / idf_total
+                prefixes = {t[:4] for t in title_tokens}
+                X[i, 13] = sum(t[:4] in prefixes for t in theme_terms) / len(theme_terms)
+                if theme_pairs:
+                    pairs = set(pairwise(title_tokens))
+                    X[i, 14] = len(theme_pairs & pairs) / len(theme_pairs)
+            if head is not None:
+                X[i, 15] = float(head in title_set)
+                X[i, 16] = (
+                    title_tokens.index(head) / max(len(title_tokens) - 1, 1)
+                    if head in title_set
+                    else 1.5
+                )
+            if numbers:
+                found = len(numbers & set(doc)) / len(numbers)
+                X[i, 17] = found
+                X[i, 18] = float(found == 0.0)
+            X[i, 19] = math.log1p(len(title_tokens))
         return X
 
     def _bm25(self, query: Sequence[str], doc: list[str]) -> float:

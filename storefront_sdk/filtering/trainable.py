@@ -43,6 +43,7 @@ from ..types import Product, Theme
 from .relevance_features import (
     EMBEDDING_FEATURE,
     FEATURE_NAMES,
+    V1_FEATURE_NAMES,
     FloatArray,
     _Features,
     _Tfidf,
@@ -62,7 +63,9 @@ __all__ = [
 ]
 
 FORMAT = "storefront_sdk.TrainableRelevanceFilter"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Version 1 files (the first eleven features) still load and score as fitted.
+READABLE_VERSIONS = (1, 2)
 
 Calibration = Literal["auto", "sigmoid", "isotonic", "none"]
 
@@ -115,7 +118,10 @@ class TrainableRelevanceFilter(RelevanceFilter):
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        """The features in use: the lexical ones, plus the embedding cosine with an embedder."""
+        """The features in use: the lexical ones, plus the embedding cosine with an embedder
+        (a model loaded from a version-1 file: the eleven it was fitted on)."""
+        if self._state is not None:
+            return self._state.names
         return FEATURE_NAMES + ((EMBEDDING_FEATURE,) if self.embedder is not None else ())
 
     @property
@@ -175,6 +181,7 @@ class TrainableRelevanceFilter(RelevanceFilter):
             coef=np.asarray(final.coef_[0], dtype=np.float64),
             intercept=float(final.intercept_[0]),
             calibration=calibration,
+            names=self.feature_names,
         )
         return self
 
@@ -183,13 +190,13 @@ class TrainableRelevanceFilter(RelevanceFilter):
         if not products:
             return []
         state = self._require_fitted()
-        X = state.feats.matrix_for_theme(theme, products)
+        X = state.feats.matrix_for_theme(theme, products)[:, state.columns]
         return [float(p) for p in state.predict(X)]
 
     def features(self, theme: Theme, products: Sequence[Product]) -> dict[str, list[float]]:
         """The raw feature values per product (for debugging a score)."""
         state = self._require_fitted()
-        X = state.feats.matrix_for_theme(theme, products)
+        X = state.feats.matrix_for_theme(theme, products)[:, state.columns]
         return {name: [float(v) for v in X[:, i]] for i, name in enumerate(self.feature_names)}
 
     # -- persistence --------------------------------------------------------------------
@@ -199,7 +206,8 @@ class TrainableRelevanceFilter(RelevanceFilter):
         f = state.feats
         return {
             "format": FORMAT,
-            "version": FORMAT_VERSION,
+            # a model loaded from a version-1 file is saved as version 1 again
+            "version": FORMAT_VERSION if state.names[: len(FEATURE_NAMES)] == FEATURE_NAMES else 1,
             "threshold": self.threshold,
             "features": list(self.feature_names),
             "embedding_model": self.embedder.model_id if self.embedder is not None else None,
@@ -244,15 +252,17 @@ class TrainableRelevanceFilter(RelevanceFilter):
             v.fail("", f"expected a JSON object, found {_kind(data)}")
         if data.get("format") != FORMAT:
             v.fail("format", f"expected {FORMAT!r}: this is not a TrainableRelevanceFilter file")
-        if data.get("version") != FORMAT_VERSION:
+        version = data.get("version")
+        if version not in READABLE_VERSIONS:
             v.fail(
                 "version",
-                f"unsupported version {data.get('version')!r} (this SDK reads {FORMAT_VERSION})",
+                f"unsupported version {version!r} (this SDK reads {list(READABLE_VERSIONS)})",
             )
         names = v.get(data, "features", list)
-        with_embedding = list(names) == [*FEATURE_NAMES, EMBEDDING_FEATURE]
-        if list(names) != list(FEATURE_NAMES) and not with_embedding:
-            v.fail("features", f"expected {list(FEATURE_NAMES)}, found {names}")
+        base = list(FEATURE_NAMES if version == FORMAT_VERSION else V1_FEATURE_NAMES)
+        with_embedding = list(names) == [*base, EMBEDDING_FEATURE]
+        if list(names) != base and not with_embedding:
+            v.fail("features", f"expected {base} (version {version}), found {names}")
         if with_embedding:
             wanted = data.get("embedding_model")
             if embedder is None:
@@ -287,6 +297,7 @@ class TrainableRelevanceFilter(RelevanceFilter):
             coef=coef,
             intercept=intercept,
             calibration=calibration,
+            names=tuple(names),
         )
         return flt
 
@@ -345,7 +356,17 @@ class _Fitted:
         coef: FloatArray,
         intercept: float,
         calibration: dict[str, Any],
+        names: tuple[str, ...],
     ) -> None:
+        self.names = names
+        #: Columns of the feature matrix (all features, embedding last) this model uses.
+        self.columns = np.array(
+            [
+                len(FEATURE_NAMES) if n == EMBEDDING_FEATURE else FEATURE_NAMES.index(n)
+                for n in names
+            ],
+            dtype=np.int64,
+        )
         self.feats = feats
         self.mean = mean
         self.scale = scale
