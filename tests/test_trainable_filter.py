@@ -15,6 +15,7 @@ from storefront_sdk.demo import demo_user
 from storefront_sdk.filtering.trainable import (
     FEATURE_NAMES,
     TrainableRelevanceFilter,
+    _calibrate,
     aisle_themes,
     weak_labels,
 )
@@ -249,3 +250,36 @@ def test_plugs_into_a_storefront(demo_catalog: Catalog, fitted: TrainableRelevan
     assert stages and all(s.component == "TrainableRelevanceFilter" for s in stages)
     scored = [sp for pl in page.placements for sp in pl.products if sp.filter_score is not None]
     assert scored and all(sp.filter_score >= fitted.threshold for sp in scored)  # type: ignore[operator]
+
+
+def test_a_version_1_model_file_still_loads_and_scores_as_fitted(
+    demo_catalog: Catalog, fitted: TrainableRelevanceFilter, tmp_path: Path
+) -> None:
+    from storefront_sdk.filtering.relevance_features import V1_FEATURE_NAMES
+
+    data = fitted.to_dict()
+    assert data["version"] == 2 and data["features"] == list(FEATURE_NAMES)
+    keep = len(V1_FEATURE_NAMES)
+    # A version-1 file: the first eleven features (what this SDK wrote before version 2).
+    old = {
+        **data,
+        "version": 1,
+        "features": list(V1_FEATURE_NAMES),
+        "coef": data["coef"][:keep],
+        "scaler": {k: v[:keep] for k, v in data["scaler"].items()},
+    }
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(old))
+    loaded = TrainableRelevanceFilter.load(path)
+    assert loaded.feature_names == V1_FEATURE_NAMES
+    theme = Theme(title="Pasta night", concepts=["pasta", "pasta sauce"])
+    products = list(demo_catalog)[:20]
+    feats = np.array([loaded.features(theme, products)[n] for n in V1_FEATURE_NAMES]).T
+    z = (feats - np.array(old["scaler"]["mean"])) / np.array(old["scaler"]["scale"])
+    want = _calibrate(old["calibration"], z @ np.array(old["coef"]) + old["intercept"])
+    assert loaded.score(theme, products) == pytest.approx(np.clip(want, 0, 1).tolist())
+    # Saved again, it stays a version-1 file; a version-2 file with v1 features is refused.
+    loaded.save(tmp_path / "again.json")
+    assert json.loads((tmp_path / "again.json").read_text())["version"] == 1
+    with pytest.raises(ConfigurationError, match="features"):
+        TrainableRelevanceFilter.from_dict({**old, "version": 2})
