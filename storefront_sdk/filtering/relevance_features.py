@@ -2,8 +2,10 @@
 
 Word and character TF-IDF cosines (own, exactly serialisable vectorisers), a
 normalised BM25 score, department/aisle agreement, concept hits in the title,
-and -- with an embedder -- the embedding cosine. One concept: turning a pair
-into the model's feature row.
+query-term coverage of the title (plain, IDF-weighted, by 4-letter prefix, by
+word pair), the theme title's head noun in the title and its position, number
+matches, title and theme-title lengths, and -- with an embedder -- the
+embedding cosine. One concept: turning a pair into the model's feature row.
 """
 
 from __future__ import annotations

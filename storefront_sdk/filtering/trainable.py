@@ -1,8 +1,10 @@
 """A relevance filter you train on your own labels: calibrated logistic regression.
 
-:class:`TrainableRelevanceFilter` scores a (theme, product) pair from a dozen
+:class:`TrainableRelevanceFilter` scores a (theme, product) pair from twenty-one
 cheap lexical features -- word and character TF-IDF cosine, a BM25 score,
-department/aisle agreement with the theme, concept hits in the title -- with a
+department/aisle agreement with the theme, concept hits in the title, coverage of
+the theme's words by the title (plain, IDF-weighted, by prefix, by word pair),
+the head noun, numbers, lengths -- and, with an embedder, the embedding cosine, with a
 scikit-learn ``LogisticRegression`` whose output is calibrated (Platt or
 isotonic, fitted on out-of-fold predictions) so ``threshold=0.5`` means
 "more likely on-theme than not".
