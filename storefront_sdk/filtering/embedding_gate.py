@@ -74,10 +74,19 @@ class EmbeddingDuplicateGate(Gate):
     def _check(self, theme: Theme, others: Sequence[Theme]) -> str | None:
         if not others:
             return None
-        if (self.similarity(theme.title, [t.title for t in others]) >= self.title_threshold).any():
+        # One embedder call (memo lookups on a warm path) for titles and theme texts.
+        n = len(others)
+        vecs = self.embedder.embed(
+            [
+                theme.title,
+                _theme_text(theme),
+                *(t.title for t in others),
+                *(_theme_text(t) for t in others),
+            ]
+        )
+        if (vecs[2 : 2 + n] @ vecs[0] >= self.title_threshold).any():
             return "duplicate_title"
-        sims = self.similarity(_theme_text(theme), [_theme_text(t) for t in others])
-        if (sims >= self.theme_threshold).any():
+        if (vecs[2 + n :] @ vecs[1] >= self.theme_threshold).any():
             return "duplicate_theme"
         return None
 
