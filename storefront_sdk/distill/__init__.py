@@ -8,9 +8,10 @@
   shopper and deduplicated, never with the evaluation shoppers (:func:`evaluation_shoppers`);
 * :class:`BestOfNLLM` is the teacher available everywhere (the local model sampled N
   times, the best candidate kept); :func:`synthetic_shoppers` draws seeded shoppers from
-  a catalog to label more prompts.
-
-Training a student and evaluating it are not built yet (see docs/distillation.md).
+  a catalog to label more prompts;
+* :func:`train_student` LoRA-trains SmolLM2-135M on that JSONL (the ``train`` extra) and
+  writes a llama.cpp LoRA adapter that ``LocalLLM(adapter_path=...)`` runs
+  (docs/distillation-training.md).
 """
 
 from .aiqa import FilterReport, aiqa_filter, labels_of, read_labels, write_labels
@@ -30,6 +31,7 @@ from .records import (
 )
 from .synthetic import synthetic_shoppers
 from .teacher import BestOfNLLM, JudgeScorer, score_candidates
+from .train import TrainReport, read_chat_jsonl, train_student
 
 __all__ = [
     "EVALUATION_INSTACART_USERS",
@@ -46,6 +48,7 @@ __all__ = [
     "RecordingLLM",
     "ShopperRecord",
     "ThemeOutcome",
+    "TrainReport",
     "aiqa_filter",
     "chat_example",
     "collect",
@@ -53,11 +56,13 @@ __all__ = [
     "evaluation_shoppers",
     "export_labels",
     "labels_of",
+    "read_chat_jsonl",
     "read_checkpoint",
     "read_labels",
     "score_candidates",
     "shopper_record",
     "split_shoppers",
     "synthetic_shoppers",
+    "train_student",
     "write_labels",
 ]

@@ -1,4 +1,4 @@
-"""``storefront distill collect|filter|export``: the distillation pipeline from the terminal.
+"""``storefront distill collect|filter|export|train``: the distillation pipeline from the terminal.
 
 Errors are :class:`~storefront_sdk.exceptions.StorefrontError` s; ``storefront``'s
 ``main`` prints them on one line with exit status 2.
@@ -238,12 +238,13 @@ def _fraction(text: str) -> float:
 def register(
     sub: Any, *, add_debug: Callable[[argparse.ArgumentParser], None] | None = None
 ) -> argparse.ArgumentParser:
-    """Add ``distill`` (with ``collect``, ``filter``, ``export``) to ``storefront``'s parsers."""
+    """Add ``distill`` (``collect``, ``filter``, ``export``, ``train``) to ``storefront``'s
+    parsers."""
     p: argparse.ArgumentParser = sub.add_parser(
         "distill",
         help="collect, filter and export teacher labels for a student model",
-        description="Teacher-student distillation: collect -> filter -> export "
-        "(training is not built yet; see docs/distillation.md).",
+        description="Teacher-student distillation: collect -> filter -> export -> train "
+        "(see docs/distillation.md).",
     )
     steps = p.add_subparsers(dest="step", metavar="STEP", parser_class=type(p))
     steps.required = True
@@ -349,8 +350,12 @@ def register(
         help="keep the evaluation shoppers' labels (dropped by default)",
     )
     e.set_defaults(func=_cmd_export)
+
+    from .train_cli import add_train_parser
+
+    t = add_train_parser(steps)
     if add_debug is not None:
-        for step in (c, f, e):
+        for step in (c, f, e, t):
             add_debug(step)
     return p
 

