@@ -31,6 +31,7 @@ import math
 import os
 import platform
 import shutil
+import tempfile
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -452,6 +453,8 @@ def train_student(
         raise ConfigurationError(f"max_steps must be >= 1, got {max_steps}")
     if not epochs > 0:
         raise ConfigurationError(f"epochs must be > 0, got {epochs}")
+    if Path(adapter_name).name != adapter_name or not adapter_name.endswith(".gguf"):
+        raise ConfigurationError(f"adapter_name must be a file name ending .gguf: {adapter_name!r}")
     if not 0.0 <= dropout < 1.0:
         raise ConfigurationError(f"dropout must be within [0, 1), got {dropout}")
     if batch_size < 1 or grad_accum < 1 or max_length < 8:
@@ -516,7 +519,7 @@ def train_student(
     except ValueError as exc:
         raise ConfigurationError(f"target_modules {list(target_modules)}: {exc}") from None
 
-    work = out / ".trainer"
+    work = Path(tempfile.mkdtemp(prefix="storefront-train-"))  # the Trainer's scratch folder
     args = transformers.TrainingArguments(
         output_dir=str(work),
         per_device_train_batch_size=batch_size,
@@ -557,14 +560,16 @@ def train_student(
         loss_before = float(trainer.evaluate()["eval_loss"])
         say(f"validation loss before training: {loss_before:.4f}")
     t0 = time.perf_counter()
-    result = trainer.train()
+    try:
+        result = trainer.train()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     train_s = time.perf_counter() - t0
     steps = int(result.global_step)
     epochs_done = float(trainer.state.epoch or 0.0)
     train_tokens = round(tokens_per_epoch * epochs_done)
     loss_after = float(trainer.evaluate()["eval_loss"]) if val_ds is not None else None
     train_loss = float(result.training_loss) if math.isfinite(result.training_loss) else None
-    shutil.rmtree(work, ignore_errors=True)
     say(
         f"trained {steps} steps ({epochs_done:.2f} epochs, {train_tokens} tokens) in "
         f"{_fmt_s(train_s)}: {train_tokens / max(train_s, 1e-9):.0f} tok/s on {device}"

@@ -67,6 +67,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         grad_accum=args.grad_accum,
         max_length=args.max_length,
         seed=args.seed,
+        adapter_name=args.adapter_name,
         base_model=args.base_model,
         evaluate_base=not args.no_eval_base,
         bf16={"auto": None, "on": True, "off": False}[args.bf16],
@@ -119,6 +120,9 @@ def add_train_parser(steps: Any) -> argparse.ArgumentParser:
     )
     t.add_argument("sft_dir", help="folder with train.jsonl / validation.jsonl (distill export)")
     t.add_argument("--out", "-o", required=True, help="output folder")
+    t.add_argument(
+        "--adapter-name", default="adapter.gguf", help="adapter file name in OUT (adapter.gguf)"
+    )
     t.add_argument("--max-steps", type=_positive_int, help="optimizer steps (overrides --epochs)")
     t.add_argument("--epochs", type=_positive_float, default=1.0)
     t.add_argument("--lr", type=_positive_float, default=5e-4, help="learning rate (5e-4)")
