@@ -223,7 +223,6 @@ class KeywordTaxonomy:
             rest = []
         return (exact + rest)[:k]
 
-
     # -- semantic shortlisting -------------------------------------------------------
     def use_embedder(
         self, embedder: Embedder | None, *, store: EmbeddingStore | bool | None = True

@@ -320,7 +320,9 @@ def _write_small_f32_model(src: Path, dst: Path, n_layers: int = 2) -> Path:
         if t.name.startswith("blk.") and int(t.name.split(".")[1]) >= n_layers:
             continue
         data = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
-        writer.add_tensor(t.name, data.astype(np.float16) if t.name == "token_embd.weight" else data)
+        if t.name == "token_embd.weight":
+            data = data.astype(np.float16)
+        writer.add_tensor(t.name, data)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -382,9 +384,7 @@ def test_llama_cpp_runs_the_exported_adapter_like_peft(
         torch_lora = student(input_ids=torch.tensor([ids])).logits[0].numpy()
         with student.disable_adapter():
             torch_base = student(input_ids=torch.tensor([ids])).logits[0].numpy()
-    state = {
-        k: v.detach().numpy() for k, v in peft.get_peft_model_state_dict(student).items()
-    }
+    state = {k: v.detach().numpy() for k, v in peft.get_peft_model_state_dict(student).items()}
     cfg = model.config
 
     def llama_logits(lora: Path | None) -> np.ndarray:

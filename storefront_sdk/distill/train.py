@@ -31,8 +31,8 @@ import math
 import os
 import platform
 import shutil
-import tempfile
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
