@@ -223,6 +223,7 @@ class KeywordTaxonomy:
             rest = []
         return (exact + rest)[:k]
 
+
     # -- semantic shortlisting -------------------------------------------------------
     def use_embedder(
         self, embedder: Embedder | None, *, store: EmbeddingStore | bool | None = True
