@@ -25,6 +25,7 @@ order; ``convert_lora_to_gguf.py`` permutes them back, and so does this module.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -207,8 +208,16 @@ def read_adapter(
 
 
 def _base_shapes(base_model: Path) -> tuple[str, dict[str, list[int]]]:
+    st = base_model.stat()
+    return _base_shapes_cached(str(base_model.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _base_shapes_cached(path: str, size: int, mtime_ns: int) -> tuple[str, dict[str, list[int]]]:
+    """Architecture and tensor shapes of a model file (parsing its vocabulary takes seconds:
+    read once per file version)."""
     gguf = _gguf()
-    reader = gguf.GGUFReader(str(base_model))
+    reader = gguf.GGUFReader(path)
     arch = _field(reader, "general.architecture")
     return str(arch), {t.name: [int(x) for x in t.shape] for t in reader.tensors}
 
