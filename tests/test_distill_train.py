@@ -293,8 +293,9 @@ def test_an_adapter_damaged_after_construction_degrades_the_page(tmp_path: Path)
     page = Storefront(catalog, llm=llm, cache=None).build(demo_users()[0])
     assert page.placements  # the page still builds, from the fallbacks
     assert all(pl.source != "llm" for pl in page.placements)
-    reasons = " ".join(s.fallback_reason or "" for s in page.trace.fallbacks())
-    assert "student.gguf" in reasons
+    assert page.trace.fallbacks
+    errors = " ".join(s.error or "" for s in page.trace.stages)
+    assert "LoRA adapter" in errors and "student.gguf" in errors  # the trace names the file
 
 
 # -- the export against llama.cpp ------------------------------------------------------------
