@@ -504,5 +504,6 @@ def test_scripted_teacher_to_trained_student_to_page(tmp_path: Path) -> None:
     student = LocalLLM(adapter_path=report.adapter_path)
     page = Storefront(catalog, llm=student, cache=None).build(users[0])
     assert page.placements
-    models = {s.details.get("model_id") for s in page.trace.stages if s.details.get("model_id")}
-    assert models == {"smollm2-135m-instruct+adapter"}
+    models = {s.model_id for s in page.trace.stages if s.model_id}
+    assert models == {"smollm2-135m-instruct+adapter"}  # the student wrote this page
+    assert any(pl.source == "llm" for pl in page.placements)
