@@ -120,7 +120,9 @@ def _teacher(args: argparse.Namespace, catalog: Any) -> Any:
     if args.llm in ("local", "local-best-of"):
         from ..llm.outlines import LocalLLM
 
-        local = LocalLLM.default()
+        # the plain model: LocalLLM.default() is the shipped student, and a rebuild must
+        # not learn from the previous student's answers
+        local = LocalLLM.base()
         if args.llm == "local":
             return local
         from .teacher import BestOfNLLM, JudgeScorer
