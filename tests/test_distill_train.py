@@ -29,6 +29,7 @@ from storefront_sdk.distill import (
     collect,
     export_labels,
     read_chat_jsonl,
+    synthetic_shoppers,
     train_student,
 )
 from storefront_sdk.llm import adapter as adapter_mod
@@ -473,7 +474,7 @@ def test_scripted_teacher_to_trained_student_to_page(tmp_path: Path) -> None:
     from storefront_sdk import Storefront
 
     catalog = Catalog.demo()
-    users = demo_users()[:3]
+    users = synthetic_shoppers(catalog, 3, seed=0)  # the demo users are held out of training
     records = collect(catalog, MockLLM(model_id="scripted-teacher", seed=7), users, tmp_path / "c")
     labels, _ = aiqa_filter(records)
     export = export_labels(labels, tmp_path / "sft", validation_fraction=0.34, seed=0)
@@ -490,12 +491,17 @@ def test_scripted_teacher_to_trained_student_to_page(tmp_path: Path) -> None:
         seed=0,
         progress=False,
     )
-    assert report.steps == 2 and report.train_examples == export.train_examples
+    assert report.steps == 2 and report.train_examples >= 1
+    # every exported example is trained on, validated on, or skipped as too long (counted)
+    assert (
+        report.train_examples + report.validation_examples + report.skipped_too_long
+        == export.train_examples + export.validation_examples
+    )
     assert report.train_loss is not None and np.isfinite(report.train_loss)
     assert report.validation_loss_after is not None
     manifest = AdapterManifest.model_validate_json(Path(report.manifest_path).read_text())
     assert manifest.training["seed"] == 0 and manifest.lora["rank"] == 4
-    assert manifest.data["train_examples"] == export.train_examples
+    assert manifest.data["train_examples"] == report.train_examples
     assert len(manifest.data["sha256"]) == 64 and manifest.versions["torch"] != "missing"
     info = read_adapter(report.adapter_path, base_model=_base_path())
     assert info.sha256 == manifest.adapter_sha256 and info.rank == 4
