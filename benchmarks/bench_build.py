@@ -1,6 +1,9 @@
 """Retrieval throughput and warm page-build latency on the Instacart catalog.
 
-    python benchmarks/bench_build.py [--instacart-dir DIR] [--users N]
+    python benchmarks/bench_build.py [--instacart-dir DIR] [--users N] [--queries N] [--passes N]
+
+``--queries 0`` skips (a). ``benchmarks/compare_commits.py BASE --bench build`` runs (b)
+against another commit, interleaved in separate processes.
 
 (a) BM25 single-query top-100 throughput: ``BM25Retriever.search`` (keyword
     cache off, so every query is computed) against bm25s on the same tokenised
@@ -183,6 +186,21 @@ def bench_builds(
     return out
 
 
+def run_bm25_section(catalog: Catalog, n_queries: int, passes: int) -> None:
+    """Section (a): print BM25 single-query throughput against bm25s."""
+    queries = make_queries(catalog, n_queries)
+    print(f"\n(a) BM25 single-query top-100, {len(queries)} queries, {passes} passes")
+    a = bench_bm25(catalog, queries, passes)
+    print(f"  index build (s)        ours {a['ours_index_s']:.2f}   bm25s {a['bm25s_index_s']:.2f}")
+    print(f"  ours (BM25Retriever)   {a['ours_qps']:>8,.0f} queries/s")
+    print(f"  bm25s (baseline)       {a['bm25s_qps']:>8,.0f} queries/s  one query per call")
+    print(f"  bm25s, one batch       {a['bm25s_batched_qps']:>8,.0f} queries/s  all in one call")
+    print(
+        f"  ratio ours / bm25s     {a['ratio']:>8.1f}x  worst pass {a['ratio_min']:.1f}x, target 3x"
+    )
+    print(f"  top-10 overlap with bm25s: {a['top10_overlap']:.2f}")
+
+
 # -- main ---------------------------------------------------------------------------------
 
 
@@ -190,7 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instacart-dir", type=Path, default=default_instacart_dir())
     parser.add_argument("--users", type=int, default=40, help="Instacart users 1..N (max 40)")
-    parser.add_argument("--queries", type=int, default=300, help="BM25 queries")
+    parser.add_argument(
+        "--queries", type=int, default=300, help="BM25 queries (0: skip section (a))"
+    )
     parser.add_argument("--passes", type=int, default=5, help="timed passes per measurement")
     parser.add_argument(
         "--profile", action="store_true", help="also profile one pass of baseline builds"
@@ -205,17 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     catalog = Catalog.from_instacart(args.instacart_dir)
     print(f"catalog: {len(catalog):,} products, loaded in {time.perf_counter() - t0:.2f} s")
 
-    queries = make_queries(catalog, args.queries)
-    print(f"\n(a) BM25 single-query top-100, {len(queries)} queries, {args.passes} passes")
-    a = bench_bm25(catalog, queries, args.passes)
-    print(f"  index build (s)        ours {a['ours_index_s']:.2f}   bm25s {a['bm25s_index_s']:.2f}")
-    print(f"  ours (BM25Retriever)   {a['ours_qps']:>8,.0f} queries/s")
-    print(f"  bm25s (baseline)       {a['bm25s_qps']:>8,.0f} queries/s  one query per call")
-    print(f"  bm25s, one batch       {a['bm25s_batched_qps']:>8,.0f} queries/s  all in one call")
-    print(
-        f"  ratio ours / bm25s     {a['ratio']:>8.1f}x  worst pass {a['ratio_min']:.1f}x, target 3x"
-    )
-    print(f"  top-10 overlap with bm25s: {a['top10_overlap']:.2f}")
+    if args.queries > 0:
+        run_bm25_section(catalog, args.queries, args.passes)
 
     catalog, users = load_users(args.instacart_dir, catalog, args.users)
     config = StorefrontConfig(num_placements=8, products_per_placement=20)
