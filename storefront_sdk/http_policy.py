@@ -355,17 +355,39 @@ class HttpPolicy:
         }
 
     def run(self, attempt: Callable[[int], T]) -> T:
-        """Call ``attempt(n)`` (n = 1, 2, ...) until it returns, retrying as the policy says."""
+        """Call ``attempt(n)`` (n = 1, 2, ...) until it returns, retrying as the policy says.
+
+        The first attempt runs directly (most calls succeed at once, and tenacity's
+        per-call bookkeeping cost more CPU than the rest of the policy); only after a
+        retryable error does tenacity take over, seeing that first failure as its
+        attempt 1, so stop, wait and logging decide exactly as if it had run it.
+        """
+        try:
+            return attempt(1)
+        except RetryableBackendError as exc:
+            first: RetryableBackendError | None = exc
         for trial in Retrying(sleep=self.sleep, **self._options()):
             with trial:
-                return attempt(trial.retry_state.attempt_number)
+                number = trial.retry_state.attempt_number
+                if first is not None:
+                    failed, first = first, None
+                    raise failed
+                return attempt(number)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def arun(self, attempt: Callable[[int], Awaitable[T]]) -> T:
-        """The async twin of :meth:`run`."""
+        """The async twin of :meth:`run` (the same first attempt outside tenacity)."""
+        try:
+            return await attempt(1)
+        except RetryableBackendError as exc:
+            first: RetryableBackendError | None = exc
         async for trial in AsyncRetrying(sleep=self.async_sleep, **self._options()):
             with trial:
-                return await attempt(trial.retry_state.attempt_number)
+                number = trial.retry_state.attempt_number
+                if first is not None:
+                    failed, first = first, None
+                    raise failed
+                return await attempt(number)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     def _least_wait(self, state: RetryCallState) -> float:

@@ -85,6 +85,27 @@ def test_chunked_and_gzip_bodies_are_decoded(mode: Mode) -> None:
 
 
 @BOTH
+def test_cookies_a_server_sets_are_sent_back(mode: Mode) -> None:
+    # Our clients skip the cookie parser for answers without Set-Cookie (a CPU saving);
+    # a cookie that is set must still be stored, sent, and kept across answers without one.
+    def reply(n: int, request: bytes) -> bytes:
+        if n == 2:
+            return response(GOOD, headers=("Set-Cookie: affinity=node-7; Path=/",))
+        return response(GOOD)
+
+    with serve(answer_each(reply)) as srv:
+        assert ask_n(OpenAICompatibleLLM(srv.base_url, "m"), mode, 4) == [["b"]] * 4
+    cookies = [
+        line.lower()
+        for request in srv.requests
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"cookie:")
+    ]
+    assert cookies == [b"cookie: affinity=node-7"] * 2  # requests 3 and 4, not 1 and 2
+    assert all(b"affinity" not in r.split(b"\r\n\r\n")[0] for r in srv.requests[:2])
+
+
+@BOTH
 def test_connection_close_is_honoured(mode: Mode) -> None:
     def handler(conn: Conn) -> None:
         if conn.read_request() is not None:

@@ -61,6 +61,7 @@ from .base import LLM, ChatMessage, LLMResult, LLMUsage, OutputSpec, Structured
 __all__ = ["OpenAICompatibleLLM", "ResponseFormat"]
 
 T = TypeVar("T")
+C = TypeVar("C", httpx.Client, httpx.AsyncClient)
 
 ResponseFormat = Literal["json_schema", "json_object", "auto"]
 """How structured output is requested: OpenAI/vLLM/SGLang style, llama.cpp style, or detect."""
@@ -107,6 +108,30 @@ class _Reply:
 def _encode(body: dict[str, Any]) -> bytes:
     """The request body as httpx's ``json=`` would encode it."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+class _SetCookieJar(httpx.Cookies):
+    """The client's cookie store, skipping the cookie parser when a response sets none.
+
+    httpx hands every response to ``http.cookiejar`` (a ``urllib`` request and response
+    built per call: about a tenth of the client's CPU per model call), although model
+    servers rarely set cookies. A response with a ``Set-Cookie``/``Set-Cookie2`` header is
+    stored exactly as before; any other has nothing to store.
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        for key, _ in response.headers.raw:
+            if key.lower() in (b"set-cookie", b"set-cookie2"):
+                super().extract_cookies(response)
+                return
+
+
+def _fast_cookies(client: C) -> C:
+    """``client`` with :class:`_SetCookieJar` over its cookie jar (clients we create only)."""
+    jar = getattr(client, "_cookies", None)
+    if type(jar) is httpx.Cookies:  # the attribute httpx 0.28 reads; else leave it be
+        client._cookies = _SetCookieJar(jar.jar)  # type: ignore[union-attr]
+    return client
 
 
 class _FormatRejected(FatalBackendError):
@@ -313,13 +338,15 @@ class OpenAICompatibleLLM(LLM):
             tls = self._tls()
             with self._lock:
                 if self._client is None or self._client.is_closed:
-                    self._client = httpx.Client(
-                        headers=self._headers(),
-                        timeout=self.timeout,
-                        limits=self._limits(),
-                        transport=self._transport,
-                        verify=tls,
-                        proxy=self._proxy,
+                    self._client = _fast_cookies(
+                        httpx.Client(
+                            headers=self._headers(),
+                            timeout=self.timeout,
+                            limits=self._limits(),
+                            transport=self._transport,
+                            verify=tls,
+                            proxy=self._proxy,
+                        )
                     )
                 client = self._client
         return client
@@ -328,13 +355,15 @@ class OpenAICompatibleLLM(LLM):
         """Our async client for the running loop: ``httpx.AsyncClient`` on aiohttp's pool."""
         from httpx_aiohttp import HttpxAiohttpClient
 
-        return HttpxAiohttpClient(
-            headers=self._headers(),
-            timeout=self.timeout,
-            limits=self._limits(),
-            transport=self._async_transport,
-            verify=self._tls(),
-            proxy=self._proxy,
+        return _fast_cookies(
+            HttpxAiohttpClient(
+                headers=self._headers(),
+                timeout=self.timeout,
+                limits=self._limits(),
+                transport=self._async_transport,
+                verify=self._tls(),
+                proxy=self._proxy,
+            )
         )
 
     async def _async_client(self) -> httpx.AsyncClient:
