@@ -7,7 +7,9 @@ process, so its CPU does not count. Each candidate POSTs the same small chat-com
 body ``--requests`` times with ``--in-flight`` requests outstanding, and the client's
 ``time.process_time()`` divided by the number of requests is printed, with the wall time.
 The baseline (first line) is httpx's default ``AsyncClient`` (httpcore). Candidates whose
-package is not installed are skipped with a note.
+package is not installed are skipped with a note. The last line is the SDK's whole
+backend call (``OpenAICompatibleLLM.agenerate`` with a 30-option ``MultiChoice``, an API
+key to scrub), on the chosen client: what one model call costs a page build.
 """
 
 from __future__ import annotations
@@ -150,7 +152,41 @@ def candidates(url: str, in_flight: int) -> dict[str, Callable[[], Any]]:
         out["aiohttp ClientSession alone (floor)"] = raw_aiohttp
     except ImportError:
         pass
+    try:
+        from storefront_sdk.llm.base import ChatMessage, MultiChoice
+        from storefront_sdk.llm.openai import OpenAICompatibleLLM
+
+        messages = [ChatMessage(role="user", content="pick keywords for a pasta lover")]
+        spec = MultiChoice(tuple(f"keyword {i}" for i in range(30)), min_items=1, max_items=4)
+
+        @contextlib.asynccontextmanager
+        async def backend() -> Any:
+            llm = OpenAICompatibleLLM(
+                url.rsplit("/chat/completions", 1)[0],
+                "stub",
+                api_key="sk-bench-0123456789",
+                response_format="json_schema",
+                max_connections=in_flight,
+            )
+            try:
+
+                async def post() -> int:
+                    await llm.agenerate(messages, spec)
+                    return 200
+
+                yield post
+            finally:
+                await llm.aclose()
+
+        out[BACKEND] = backend
+    except ImportError:
+        pass
     return out
+
+
+BACKEND = "OpenAICompatibleLLM.agenerate (whole backend)"
+"""The SDK's own call path on the chosen client: request body, policy (time limit, retry,
+body cap), response parsing, secret scrubbing and output validation."""
 
 
 async def measure(factory: Callable[[], Any], n: int, in_flight: int) -> tuple[float, float]:

@@ -124,3 +124,26 @@ def test_taxonomy_keywords_share_a_word_with_the_theme() -> None:
         Theme(title="Bread", concepts=["bread"]), taxonomy, user, 5
     )
     assert len(loose) >= len(kws)
+
+
+def test_interleaved_users_get_their_own_themes() -> None:
+    # build_many interleaves pages, so the generator is asked for users in turn (and twice
+    # per page): every answer must be that user's, as a fresh generator computes it.
+    cat = _catalog()
+    users = [
+        _user(["yog1", "yog2", "fre3"]),
+        _user(["chi1", "chi2"]),
+        _user(["fre5", "bee1"], age_verified=True),
+    ]
+    remembered = HistoryThemeGenerator(cat)
+    for _ in range(2):
+        for user in users:
+            for n in (8, 3, 8):
+                assert remembered.generate(user, n) == HistoryThemeGenerator(cat).generate(user, n)
+    # An equal but distinct user object is computed afresh, not confused with another.
+    again = users[1].model_copy()
+    assert remembered.generate(again, 8) == HistoryThemeGenerator(cat).generate(users[1], 8)
+    # Callers may edit what they get back without touching what is remembered.
+    got = remembered.generate(users[0], 8)
+    got.clear()
+    assert remembered.generate(users[0], 8) == HistoryThemeGenerator(cat).generate(users[0], 8)

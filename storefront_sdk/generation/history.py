@@ -33,6 +33,7 @@ the same page layout over the same affinity scores.
 from __future__ import annotations
 
 import heapq
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ __all__ = ["HistoryThemeGenerator", "display_name", "user_product_weights"]
 _EVENT_WEIGHT = {"purchase": 1.0, "cart": 0.6, "view": 0.2, "click": 0.3}
 #: Discovery candidates kept per department (most popular first).
 _POOL_PER_DEPARTMENT = 200
+_RECENT_USERS = 64
+"""Users whose themes are remembered (build_many's default concurrency is far below)."""
 
 
 def user_product_weights(history: Iterable[Interaction]) -> dict[str, float]:
@@ -172,9 +175,13 @@ class HistoryThemeGenerator(ThemeGenerator):
         self._copurchase: dict[str, Counter[str]] = {}
         self._popular_cache: list[Theme] | None = None
         self._pool_cache: dict[bool, _Pools] = {}
-        # The last (user, n, themes): a page asks twice for the same user (the LLM theme
-        # generator's "Buy it again", then the storefront's fallback themes).
-        self._last: tuple[UserContext, int, list[Theme]] | None = None
+        # The recent (user, n, themes), by id(user): a page asks twice for the same user
+        # (the LLM theme generator's "Buy it again", then the storefront's fallback
+        # themes), and build_many interleaves up to `concurrency` pages, so one remembered
+        # user (as before) missed about half the time there. The entry holds the user
+        # object, so its id cannot be reused while it is remembered.
+        self._recent: dict[int, tuple[UserContext, int, list[Theme]]] = {}
+        self._recent_lock = threading.Lock()
 
     # -- optional fitting -------------------------------------------------------------
     def fit(self, users: Iterable[UserContext]) -> HistoryThemeGenerator:
@@ -192,16 +199,21 @@ class HistoryThemeGenerator(ThemeGenerator):
                         if a != b:
                             co[a][b] += 1
         self._copurchase = dict(co)
-        self._last = None
+        with self._recent_lock:
+            self._recent.clear()
         return self
 
     # -- generation ---------------------------------------------------------------------
     def generate(self, user: UserContext, n: int) -> list[Theme]:
-        last = self._last
-        if last is not None and last[0] is user and last[1] == n:
-            return list(last[2])
+        key = id(user)
+        hit = self._recent.get(key)
+        if hit is not None and hit[0] is user and hit[1] == n:
+            return list(hit[2])
         themes = self._generate(user, n)
-        self._last = (user, n, themes)
+        with self._recent_lock:
+            self._recent[key] = (user, n, themes)
+            while len(self._recent) > _RECENT_USERS:
+                del self._recent[next(iter(self._recent))]  # the oldest
         return list(themes)
 
     def _allowed(self, pid: str) -> bool:
