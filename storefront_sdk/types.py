@@ -203,8 +203,8 @@ class ScoredProduct(_Frozen):
 
     def with_scores(self, **changes: Any) -> ScoredProduct:
         """A copy with some score fields changed, without re-validation (cheap)."""
-        unknown = changes.keys() - _SCORE_FIELDS
-        if unknown:
+        if not changes.keys() <= _SCORE_FIELDS:  # no set built on the hot path
+            unknown = changes.keys() - _SCORE_FIELDS
             raise TypeError(f"with_scores() got unknown fields {sorted(unknown)}")
         data = dict(self.__dict__)
         data.update(changes)

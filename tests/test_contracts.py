@@ -77,3 +77,28 @@ def test_conformance_checks_catch_broken_components(demo_catalog: Catalog) -> No
         check_ranker(Unsorted(), demo_catalog)
     with pytest.raises(ConformanceError, match="outside the taxonomy"):
         check_keyword_generator(Leaky(), demo_catalog)
+
+
+def test_fusion_ranker_ranks_interleaved_users_by_their_own_history(demo_catalog: Catalog) -> None:
+    # build_many interleaves the placements of several pages: each user's ranking must use
+    # that user's purchase affinity, exactly as a fresh ranker computes it.
+    from storefront_sdk import Interaction, Theme, UserContext
+    from storefront_sdk.types import ScoredProduct
+
+    products = list(demo_catalog)[:12]
+    candidates = [ScoredProduct(product=p, retrieval_score=1.0) for p in products]
+    users = [
+        UserContext(
+            user_id=f"u{k}",
+            history=[Interaction(product_id=p.id) for p in products[k * 4 : k * 4 + 4]] * 3,
+        )
+        for k in range(3)
+    ]
+    theme = Theme(title="Anything")
+    ranker = FusionRanker()
+    for _ in range(2):
+        for user in users:
+            got = [sp.product.id for sp in ranker.rank(user, theme, candidates)]
+            fresh = [sp.product.id for sp in FusionRanker().rank(user, theme, candidates)]
+            assert got == fresh
+            assert set(got[:4]) == {p.id for p in products[int(user.user_id[1]) * 4 :][:4]}

@@ -14,6 +14,9 @@ from ..types import Product, ScoredProduct, Theme, UserContext
 
 __all__ = ["DEFAULT_WEIGHTS", "FusionRanker", "PopularityRanker", "UserScorer"]
 
+_RECENT_USERS = 64
+"""Users whose affinity is remembered (build_many's default concurrency is far below)."""
+
 UserScorer = Callable[[UserContext, Sequence[Product]], Sequence[float]]
 """Your own model: ``(user, products) -> one score per product`` (any scale)."""
 
@@ -75,7 +78,10 @@ class FusionRanker(Ranker):
                 f"unknown FusionRanker signals {sorted(unknown)}; known: {sorted(DEFAULT_WEIGHTS)}"
             )
         self.user_model = user_model
-        self._last: tuple[UserContext, dict[str, float]] | None = None
+        # Affinity by id(user) for the recent users: build_many interleaves the placements
+        # of up to `concurrency` pages, so remembering only the last user missed there.
+        # An entry holds its user object, so the id cannot be reused while remembered.
+        self._recent: dict[int, tuple[UserContext, dict[str, float]]] = {}
 
     @property
     def run_inline(self) -> bool:
@@ -83,11 +89,17 @@ class FusionRanker(Ranker):
 
     def _affinity(self, user: UserContext) -> dict[str, float]:
         """Purchase affinity, computed once per user object (a build ranks 8+ placements)."""
-        last = self._last
-        if last is not None and last[0] is user:
-            return last[1]
+        hit = self._recent.get(id(user))
+        if hit is not None and hit[0] is user:
+            return hit[1]
         aff = user_product_weights(user.history)
-        self._last = (user, aff)
+        recent = self._recent
+        recent[id(user)] = (user, aff)
+        while len(recent) > _RECENT_USERS:
+            try:
+                del recent[next(iter(recent))]  # the oldest
+            except (KeyError, RuntimeError, StopIteration):  # another thread got there
+                break
         return aff
 
     def rank(
