@@ -36,6 +36,9 @@ _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 _longest = 0
 """The longest spelling any registered secret can take (``\\uXXXX`` per character)."""
+_literal: tuple[re.Pattern[str], tuple[str, ...]] | None = None
+"""(the pattern it belongs to, every spelling of every secret that uses no ``\\`` or
+``%``): a text with neither character can only hold these literal spellings."""
 
 
 def _char(c: str) -> str:
@@ -51,6 +54,20 @@ def _char(c: str) -> str:
     if c == " ":
         forms.append(r"\+")
     return "(?:" + "|".join(forms) + ")"
+
+
+def _literal_forms(secrets: set[str]) -> tuple[str, ...] | None:
+    """The spellings :func:`_char` allows without ``\\`` or ``%``: the secret itself and its
+    base64 forms. None when a secret has a space (``+`` spells it too): no fast path."""
+    if any(" " in secret for secret in secrets):
+        return None
+    forms: set[str] = set(secrets)
+    for secret in secrets:
+        raw = secret.encode()
+        forms.update(
+            e.decode().rstrip("=") for e in (base64.b64encode(raw), base64.urlsafe_b64encode(raw))
+        )
+    return tuple(sorted(forms))
 
 
 def _compile(secrets: set[str]) -> re.Pattern[str] | None:
@@ -70,7 +87,7 @@ def register(secret: str | None) -> None:
 
     A ``Bearer``/``Basic`` header value registers its credential part too.
     """
-    global _pattern, _longest
+    global _pattern, _longest, _literal
     if not secret:
         return
     values = {secret.strip()}
@@ -82,7 +99,10 @@ def register(secret: str | None) -> None:
         if values <= _secrets:
             return
         _secrets.update(values)
-        _pattern = _compile(_secrets)
+        pattern = _compile(_secrets)
+        literal = _literal_forms(_secrets)
+        _literal = None if pattern is None or literal is None else (pattern, literal)
+        _pattern = pattern
         _longest = max(len(s) for s in _secrets) * 6 + 8
 
 
@@ -91,6 +111,15 @@ def scrub(text: str) -> str:
     pattern = _pattern
     if pattern is None or not text:
         return text
+    literal = _literal
+    if (
+        literal is not None
+        and literal[0] is pattern  # registered together (not mid-way through a register())
+        and "\\" not in text
+        and "%" not in text
+        and not any(form in text for form in literal[1])
+    ):
+        return text  # no spelling can match: skip the regex (most model answers)
     return pattern.sub(MASK, text)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import json
+import random
 import urllib.parse
 from datetime import datetime, timedelta, timezone
 
@@ -111,6 +112,23 @@ def test_scrub_finds_every_spelling(form: str) -> None:
     assert SECRET[10:] not in _secrets.scrub(text) and form not in _secrets.scrub(text)
     cut = _secrets.excerpt(text, 300)  # scrubbed before the cut: no tail of it survives
     assert "***" in cut and SECRET[-8:] not in cut and form[-8:] not in cut
+
+
+def test_scrub_without_escapes_still_finds_literal_and_base64_spellings() -> None:
+    # Texts with no backslash and no percent sign take a fast path (only the literal and
+    # base64 spellings can occur there): it must find those anywhere, and leave near
+    # misses alone.
+    rng = random.Random(7)
+    b64 = base64.b64encode(SECRET.encode()).decode().rstrip("=")
+    forms = [SECRET, b64, base64.urlsafe_b64encode(SECRET.encode()).decode().rstrip("=")]
+    for _ in range(200):
+        noise = "".join(rng.choice("abc XY{}:,\"+0189-/") for _ in range(rng.randint(0, 80)))
+        cut = rng.randint(0, len(noise))
+        form = rng.choice(forms)
+        text = noise[:cut] + form + noise[cut:]
+        assert form not in _secrets.scrub(text) and "***" in _secrets.scrub(text)
+        near = noise[:cut] + form[:5] + "#" + form[6:] + noise[cut:]  # one character off
+        assert _secrets.scrub(near) == near
 
 
 def test_excerpt_is_bounded_and_flat() -> None:

@@ -243,6 +243,7 @@ class OpenAICompatibleLLM(LLM):
         self._proxy = proxy
         # "auto" resolves to the first format the server accepted; None until then.
         self._detected_format: Literal["json_schema", "json_object"] | None = None
+        self._where_for: tuple[str | None, str] = (None, "")
         self._client: httpx.Client | None = None
         self._aclients: LoopClients[httpx.AsyncClient] = LoopClients(
             self._new_async_client, _aclose
@@ -608,7 +609,12 @@ class OpenAICompatibleLLM(LLM):
             ) from None
 
     def _where(self) -> str:
-        return f"{public_url(self.base_url)}/chat/completions"
+        """The endpoint as errors and logs name it (no credentials); once per ``base_url``."""
+        base, where = self._where_for
+        if base is not self.base_url:
+            where = f"{public_url(self.base_url)}/chat/completions"
+            self._where_for = (self.base_url, where)
+        return where
 
 
 async def _aclose(client: httpx.AsyncClient) -> None:
