@@ -1,6 +1,7 @@
 """Client CPU per request at N requests in flight, for the async HTTP client candidates.
 
     python benchmarks/bench_http_clients.py [--in-flight 64] [--requests 1500] [--latency 0.05]
+        [--repeat 3] [--only TEXT]
 
 The server is the stub OpenAI server (``storefront_sdk.testing.stub_server``) in a separate
 process, so its CPU does not count. Each candidate POSTs the same small chat-completions
@@ -200,9 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--only", default=None, help="run only the candidates whose name contains this text"
+    )
     args = parser.parse_args(argv)
     with stub(args.latency) as url:
         found = candidates(url, args.in_flight)
+        if args.only:
+            found = {name: f for name, f in found.items() if args.only in name}
         print(f"{args.requests} POSTs, {args.in_flight} in flight, stub latency {args.latency}s")
         print(f"{'client':50s} {'CPU ms/request (median, min-max)':>34s} {'wall s':>7s}")
         for name, factory in found.items():
