@@ -20,6 +20,7 @@ from storefront_sdk.testing.stub_server import StubOpenAIServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_generation_http as bench
+import compare_commits
 
 MESSAGES = [ChatMessage(role="user", content="Suggest a breakfast theme for eggs and coffee.")]
 
@@ -40,7 +41,9 @@ async def test_max_connections_are_all_used_and_never_exceeded(limit: int) -> No
     assert limit - 4 <= srv.max_in_flight <= limit
 
 
-def test_benchmark_section_builds_every_page_and_counts_rounds() -> None:
+def test_benchmark_section_builds_every_page_and_counts_rounds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     figures = bench.run_http_section(
         "throughput", users=6, concurrency=3, latency=0.05, in_process=True
     )
@@ -49,6 +52,14 @@ def test_benchmark_section_builds_every_page_and_counts_rounds() -> None:
     assert figures["mean_rounds"] >= 2
     assert figures["max_in_flight_server"] is not None
     assert figures["max_in_flight_server"] <= figures["max_connections"]
+    # compare_commits.py reads these figures from the printed lines: its preset must
+    # find the same numbers the section returned.
+    parsed = compare_commits.parse_metrics(
+        capsys.readouterr().out, compare_commits.PRESETS["http"][1]
+    )
+    assert parsed["share_pct"] == pytest.approx(100 * figures["share"], abs=0.06)
+    assert parsed["cpu_ms_per_page"] == pytest.approx(figures["cpu_ms_per_page"], abs=0.06)
+    assert parsed["pages_per_s"] == pytest.approx(figures["achieved_pages_per_s"], abs=0.006)
 
 
 def test_replay_ideal_is_list_scheduling_of_the_pages_rounds() -> None:
