@@ -20,7 +20,8 @@ Presets (``--bench``):
 
 build
     ``benchmarks/bench_build.py --users 40 --queries 30 --passes 5``; figures: the
-    baseline storefront's warm build median (ms), the static storefront's median (ms).
+    baseline storefront's warm build median (ms), the static storefront's median (ms),
+    and each one's median thread CPU per build (ms) where the script prints it.
 http
     ``benchmarks/bench_generation_http.py --only throughput``; figures: the share of
     the ideal (%), the client CPU per page (ms), achieved pages/s.
@@ -59,6 +60,10 @@ PRESETS: dict[str, tuple[list[str], dict[str, str]]] = {
         {
             "build_median_ms": r"baseline storefront\s+median\s+([\d.]+) ms",
             "static_median_ms": r"StaticThemeGenerator storefront\s+median\s+([\d.]+) ms",
+            # Thread CPU per build (bench_build prints it since fac7362; not on older copies:
+            # use --script-from B to read it on both sides).
+            "build_cpu_ms": r"baseline storefront\s+median.*?CPU median\s+([\d.]+) ms",
+            "static_cpu_ms": r"StaticThemeGenerator storefront\s+median.*?CPU median\s+([\d.]+) ms",
         },
     ),
     "http": (
