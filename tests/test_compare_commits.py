@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -53,8 +54,10 @@ def test_runs_alternate_and_each_side_imports_its_own_tree(
     assert rounds == ["round 1 A", "round 1 B", "round 2 B", "round 2 A"]
     assert "A runs [3, 3]  B runs [7, 7]" in out
     assert "B/A 2.333" in out
-    # The temporary worktree is gone again.
+    # The temporary worktree is gone again (this run's: others may be running).
+    tree = re.search(r"A = HEAD \(\w+\) in (\S+)", out)
+    assert tree is not None
     listed = subprocess.run(
         ["git", "worktree", "list"], cwd=REPO, capture_output=True, text=True
     ).stdout
-    assert "sdk-compare-" not in listed
+    assert tree.group(1) not in listed and not Path(tree.group(1)).exists()
