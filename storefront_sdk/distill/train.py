@@ -18,6 +18,11 @@ what the student sees is what ``LocalLLM`` will send.
 
 Needs the ``train`` extra (torch, transformers, peft, gguf, datasets). Uses a CUDA GPU
 when there is one (bf16 where supported), the CPU otherwise.
+
+It stays one module because it is one training run: data reading and encoding, the
+answer-only loss, the trainer and the adapter export share the tokenizer, the label
+layout and the manifest of that one run (a split is possible later; not done while
+the distillation work is in flight).
 """
 
 from __future__ import annotations
