@@ -17,25 +17,12 @@ import statistics
 import time
 from pathlib import Path
 
+from bench_local_build import raw_speed  # the same llama.cpp speed probe as the base benchmark
+
 from storefront_sdk import Catalog, Storefront
 from storefront_sdk.demo import demo_users
 from storefront_sdk.llm.adapter import SHIPPED_ADAPTER
 from storefront_sdk.llm.outlines import LocalLLM
-
-
-def raw_speed(llm: LocalLLM) -> tuple[float, float]:
-    """Prompt and generation tokens/s of the llama.cpp context, now."""
-    llama = llm.llama
-    tokens = llama.tokenize(("Fresh fruit and yogurt for breakfast. " * 60).encode())[:300]
-    llama.reset()
-    t0 = time.perf_counter()
-    llama.eval(tokens)
-    prefill = len(tokens) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    out = llama.create_completion("Once upon a time", max_tokens=64, temperature=0.0)
-    gen = out["usage"]["completion_tokens"] / (time.perf_counter() - t0)
-    llama.reset()
-    return prefill, gen
 
 
 def main() -> None:
