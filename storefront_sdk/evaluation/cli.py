@@ -53,6 +53,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--model", default=None, help="model name on --base-url")
     p.add_argument(
+        "--adapter",
+        type=Path,
+        default=None,
+        help="a LoRA adapter (GGUF) for the 'local' config instead of the shipped student",
+    )
+    p.add_argument(
         "--judge",
         choices=("heuristic", "llm"),
         default="heuristic",
@@ -122,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
             cases = cases[: args.users]
         # Popularity from the evaluated histories only, shared by every configuration.
         catalog = catalog.with_popularity(history_popularity(cases))
-        configs = standard_configs(catalog, names, base_url=args.base_url, model=args.model)
+        configs = standard_configs(
+            catalog, names, base_url=args.base_url, model=args.model, adapter=args.adapter
+        )
         judge = None
         if args.judge == "llm":
             from ..llm.openai import OpenAICompatibleLLM

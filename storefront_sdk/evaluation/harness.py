@@ -489,6 +489,7 @@ def standard_configs(
     api_key: str | None = None,
     config: StorefrontConfig | None = None,
     cache: Any = None,
+    adapter: str | Path | None = None,
 ) -> dict[str, Storefront]:
     """The named configurations the CLI compares, all with the same page shape.
 
@@ -499,6 +500,8 @@ def standard_configs(
     (``LocalLLM.base()``); ``teacher``: the plain local model with best-of-4 sampling
     (:class:`~storefront_sdk.distill.BestOfNLLM`, the teacher of the distillation labels);
     ``http``: an OpenAI-compatible server at ``base_url`` serving ``model``.
+    ``adapter``: a LoRA adapter file that ``local`` uses instead of the shipped student
+    (``LocalLLM(adapter_path=adapter)``), e.g. a student trained on other labels.
     """
     from ..filtering.lexical import LexicalRelevanceFilter
     from ..generation.static import StaticThemeGenerator
@@ -524,7 +527,8 @@ def standard_configs(
         elif name == "local":
             from ..llm.outlines import LocalLLM
 
-            out[name] = Storefront(catalog, llm=LocalLLM.default(), cache=cache, **shared)
+            student = LocalLLM.default() if adapter is None else LocalLLM(adapter_path=adapter)
+            out[name] = Storefront(catalog, llm=student, cache=cache, **shared)
         elif name in ("local-base", "teacher"):
             plain: Any = _plain_local_llm()
             if name == "teacher":
