@@ -105,9 +105,14 @@ def test_merged_model_is_cached_repaired_and_keyed(
     mtime = first.stat().st_mtime_ns
     assert merged_model(model, adapter, models_dir=store) == first
     assert first.stat().st_mtime_ns == mtime  # reused, not merged again
-    assert merged_model(model, adapter, models_dir=store, scale=0.5) != first
+    half = merged_model(model, adapter, models_dir=store, scale=0.5)
+    assert half != first and half.is_file()
+    assert not first.exists()  # the same adapter file merged anew replaces its old merge
+    first = merged_model(model, adapter, models_dir=store)
+    mtime = first.stat().st_mtime_ns
     other = random_adapter(tmp_path / "other.gguf", layers=2, seed=5)
     assert merged_model(model, other, models_dir=store) != first
+    assert first.stat().st_mtime_ns == mtime  # another adapter's merge leaves this one alone
     size = first.stat().st_size
     first.write_bytes(first.read_bytes()[: size // 2])  # a damaged cached copy ...
     assert merged_model(model, adapter, models_dir=store) == first

@@ -174,7 +174,8 @@ def merged_model(
     Kept in ``models_dir`` (default :func:`default_models_dir`) under a name keyed by the
     SHA-256 of both files' bytes; when that directory is not writable, the system's
     temporary directory is used. A cached file whose size does not match its sidecar
-    ``.json`` (truncated, damaged) is merged again. :class:`ConfigurationError` if neither
+    ``.json`` (truncated, damaged) is merged again; a new merge of the same adapter path
+    (retrained) onto the same base deletes the older one. :class:`ConfigurationError` if neither
     place can hold it, or the adapter does not fit the model.
     """
     base_p, adapter_p = Path(base_model), Path(adapter)
@@ -193,14 +194,35 @@ def merged_model(
             return path
         try:
             merge_lora(base_p, adapter_p, path, scale=scale, qtype=qtype)
-            meta = {"size": path.stat().st_size, "base": str(base_p), "adapter": str(adapter_p)}
+            meta = {
+                "size": path.stat().st_size,
+                "base": str(base_p.resolve()),
+                "adapter": str(adapter_p.resolve()),
+            }
             path.with_suffix(".json").write_text(json.dumps(meta), encoding="utf-8")
+            _drop_superseded(folder, keep=path, meta=meta)
             return path
         except OSError as exc:
             errors.append(f"{folder}: {type(exc).__name__}: {exc}")
     raise ConfigurationError(
         f"cannot write the merged model for LoRA adapter {adapter_p}: " + "; ".join(errors)
     )
+
+
+def _drop_superseded(folder: Path, *, keep: Path, meta: dict[str, Any]) -> None:
+    """Delete older merges of the same adapter file onto the same base model (a retrained
+    adapter at one path replaces its merge instead of piling up 145 MB files)."""
+    for sidecar in folder.glob("*-merged-*.json"):
+        old = sidecar.with_suffix(".gguf")
+        if old == keep:
+            continue
+        try:
+            other = json.loads(sidecar.read_text(encoding="utf-8"))
+            if (other.get("adapter"), other.get("base")) == (meta["adapter"], meta["base"]):
+                old.unlink(missing_ok=True)
+                sidecar.unlink(missing_ok=True)
+        except (OSError, ValueError, AttributeError):
+            continue  # another process's file, or not ours: leave it
 
 
 def _intact(path: Path) -> bool:
