@@ -42,7 +42,9 @@ def test_report_has_title_quality_and_tokens_per_page() -> None:
     assert 0.0 <= row["title_quality"] <= 1.0
     assert math.isnan(row["title_quality_llm"])  # no placement came from a model
     assert row["tokens"] == 0.0
-    assert "title quality (all placements)" in rep.table() and "model tokens / page" in rep.table()
+    assert "title quality (all placements)" in rep.table()
+    static = evaluate(cases, standard_configs(catalog, ["static"]), progress=False)
+    assert static.metrics["static"]["keywords_in_taxonomy"] == 1.0  # themes that retrieve and "model tokens / page" in rep.table()
 
 
 def test_cli_evaluates_the_demo_users(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -88,6 +90,7 @@ def test_local_base_and_teacher_configurations_build_pages() -> None:
         row = rep.metrics[name]
         assert row["placements"] > 0 and row["tokens"] > 0
         assert 0.0 <= row["llm_share"] <= 1.0
+        assert row["keywords_in_taxonomy"] == 1.0  # the constrained choice holds
 
 
 def test_local_config_takes_another_students_adapter(

@@ -73,6 +73,7 @@ TABLE_METRICS: tuple[tuple[str, str], ...] = (
     ("fallback_share", "placements from fallbacks"),
     ("title_quality", "title quality (all placements)"),
     ("title_quality_llm", "title quality (model's placements)"),
+    ("keywords_in_taxonomy", "keywords inside the taxonomy"),
     ("tokens", "model tokens / page"),
     ("build_ms", "build ms / page"),
 )
@@ -268,6 +269,7 @@ def _case_metrics(
             "fallback_share": _source_share(page, "fallback"),
             "title_quality": _title_quality(page, None),
             "title_quality_llm": _title_quality(page, "llm"),
+            "keywords_in_taxonomy": _keywords_in_taxonomy(page, sf),
             "tokens": float(
                 sum((s.prompt_tokens or 0) + (s.completion_tokens or 0) for s in page.trace.stages)
             ),
@@ -275,6 +277,15 @@ def _case_metrics(
         }
     )
     return out
+
+
+def _keywords_in_taxonomy(page: Page, sf: Storefront) -> float:
+    """Share of the keywords on the page's placements that are members of the storefront's
+    closed taxonomy (1.0 is the contract); nan when the page has no keywords."""
+    keywords = [kw for pl in page.placements for kw in pl.keywords]
+    if not keywords:
+        return math.nan
+    return sum(kw in sf.taxonomy for kw in keywords) / len(keywords)
 
 
 def _title_quality(page: Page, source: str | None) -> float:
