@@ -90,7 +90,9 @@ def test_local_base_and_teacher_configurations_build_pages() -> None:
         row = rep.metrics[name]
         assert row["placements"] > 0 and row["tokens"] > 0
         assert 0.0 <= row["llm_share"] <= 1.0
-        assert row["keywords_in_taxonomy"] == 1.0  # the constrained choice holds
+        # the constrained choice holds (nan: every placement was pinned and retrieved nothing)
+        kw = row["keywords_in_taxonomy"]
+        assert math.isnan(kw) or kw == 1.0
 
 
 def test_local_config_takes_another_students_adapter(
