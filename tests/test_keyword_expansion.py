@@ -208,3 +208,30 @@ def test_scores_are_cached_and_generation_still_works_after(
     assert gen.shortlist(theme, tax) == tax.shortlist(
         [theme.title, *theme.concepts], k=gen.shortlist_size, expander=gen.expander
     )
+
+
+@pytest.mark.slow
+@local
+def test_a_warm_build_reads_the_expansion_from_the_cache(tmp_path: Path) -> None:
+    """Cold build on the local model, then a new storefront on the same cache: the keyword
+    stages use the expansion (traced) without running the model for it."""
+    from storefront_sdk import Storefront
+    from storefront_sdk.demo import demo_user
+
+    cache = GenerationCache(tmp_path / "cache")
+    user = demo_user("demo-4")  # has placements that are not pinned
+    cold = Storefront(Catalog.demo(), llm=LocalLLM.base(), cache=cache).build(user)
+    expanded = [st for st in cold.trace.stages if "expansion" in st.details]
+    assert expanded, "no keyword stage used the expansion"
+
+    warm_sf = Storefront(Catalog.demo(), llm=LocalLLM.base(), cache=cache)
+    gen = warm_sf.keyword_generator
+    assert isinstance(gen, LLMKeywordGenerator) and gen.expander is not None
+
+    def no_model(theme: str) -> np.ndarray:
+        raise AssertionError("the expansion ran the model on a warm build")
+
+    gen.expander._next_logprobs = no_model  # type: ignore[attr-defined]
+    warm = warm_sf.build(user)
+    assert not [e for e in warm.trace.events if e.kind == "expansion_failed"]
+    assert [p.keywords for p in warm.placements] == [p.keywords for p in cold.placements]
