@@ -4,9 +4,11 @@ Run: ``python benchmarks/bench_local_build.py [--users demo-1,demo-2] [--instaca
 ``[--profile compact|rich]``
 
 Every build is cold (``cache=None``); the model is loaded and warmed once first.
-``--profile rich`` runs the generators with the HTTP-model defaults (the named
-baseline); ``compact`` (the default for local models) is what ``Storefront``
-wires for ``LocalLLM``. Prints per-build lines and median/p95 of the wall time.
+``--no-expander`` turns off the keyword expansion (the shortlist without the
+model's prior, as before it). ``--profile rich`` runs the generators with the
+HTTP-model defaults (the named baseline); ``compact`` (the default for local
+models) is what ``Storefront`` wires for ``LocalLLM``. Prints per-build lines
+and median/p95 of the wall time.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ DATA = Path(
     or Path(__file__).resolve().parents[2] / "shared" / "data" / "instacart"
 )
 THEME_EXAMPLES = True
+EXPANDER = True
 
 
 def _p95(xs: list[float]) -> float:
@@ -41,12 +44,14 @@ def run(
     catalog: Catalog, users: list[UserContext], llm: LocalLLM, profile: Profile | None
 ) -> list[float]:
     kwargs: dict[str, Any] = {}
-    if profile is not None or not THEME_EXAMPLES:
+    if profile is not None or not THEME_EXAMPLES or not EXPANDER:
         kwargs = {
             "theme_generator": LLMThemeGenerator(
                 llm, catalog, cache=None, profile=profile or "auto", few_shot=THEME_EXAMPLES
             ),
-            "keyword_generator": LLMKeywordGenerator(llm, cache=None, profile=profile or "auto"),
+            "keyword_generator": LLMKeywordGenerator(
+                llm, cache=None, profile=profile or "auto", expander="auto" if EXPANDER else None
+            ),
         }
     sf = Storefront(catalog, llm=llm, cache=None, **kwargs)
     walls = []
@@ -65,7 +70,11 @@ def run(
                     f"{st.stage[:2]}{'' if st.placement is None else st.placement}:"
                     f"{st.duration_ms / 1000:.1f}s/{st.prompt_tokens}p/{st.completion_tokens}c"
                 )
-        print(f"{user.user_id:>10} {wall:6.2f}s placements={len(page.placements)} {by_source}")
+        kw_s = sum(st.duration_ms for st in page.trace.stages if st.stage == "keywords") / 1000
+        print(
+            f"{user.user_id:>10} {wall:6.2f}s placements={len(page.placements)} {by_source} "
+            f"keyword stages {kw_s:.2f}s"
+        )
         print("           " + " ".join(parts))
         for p in page.placements:
             print(f"             [{p.source}] {p.theme.title!r} kw={p.keywords}")
@@ -94,13 +103,17 @@ def main() -> None:
     ap.add_argument("--profile", default=None)
     ap.add_argument("--no-theme-examples", action="store_true", help="themes without few-shot")
     ap.add_argument(
+        "--no-expander", action="store_true", help="keyword shortlists without the LLM's prior"
+    )
+    ap.add_argument(
         "--reuse-prefix",
         action="store_true",
         help="projection: keep llama.cpp's evaluated prompt between calls (Outlines resets it)",
     )
     args = ap.parse_args()
-    global THEME_EXAMPLES
+    global THEME_EXAMPLES, EXPANDER
     THEME_EXAMPLES = not args.no_theme_examples
+    EXPANDER = not args.no_expander
     llm = LocalLLM.default()
     if args.reuse_prefix:
         llm.llama.reset = lambda: None  # llama.cpp then reuses the longest common prefix
@@ -125,7 +138,7 @@ def main() -> None:
     print(
         f"cold builds={len(walls)} median={statistics.median(walls):.2f}s p95={_p95(walls):.2f}s "
         f"profile={args.profile or 'default'} theme_examples={THEME_EXAMPLES} "
-        f"reuse_prefix={args.reuse_prefix}"
+        f"reuse_prefix={args.reuse_prefix} expander={EXPANDER}"
     )
 
 

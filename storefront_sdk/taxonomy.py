@@ -12,7 +12,10 @@ also ranks the vocabulary by embedding cosine (the keywords embedded once,
 stored on disk and memory-mapped) and fuses the two rankings by reciprocal-rank
 fusion: ``score(kw) = w/(60 + rank_word) + 1/(60 + rank_semantic)``, where
 ``rank_word`` ranks the keywords sharing a word with the texts by word TF-IDF
-(a keyword absent from a list gets nothing from it). See docs/semantic.md.
+(a keyword absent from a list gets nothing from it). With a keyword expander
+(``shortlist(..., expander=...)``, :mod:`storefront_sdk.keyword_expansion`), a
+third ranking joins the fusion: what a language model expects on a shopping
+list for the theme (``mode="expanded"``). See docs/semantic.md.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ from .text import STOP_WORDS, normalize, tokenize
 if TYPE_CHECKING:
     from .catalog import Catalog
     from .embeddings import Embedder, EmbeddingStore
+    from .keyword_expansion import KeywordExpander
 
-ShortlistMode = Literal["auto", "lexical", "semantic", "fused"]
+ShortlistMode = Literal["auto", "lexical", "semantic", "fused", "expanded"]
 RRF_K = 60
 
 __all__ = ["KeywordTaxonomy"]
@@ -174,20 +178,40 @@ class KeywordTaxonomy:
         return combined
 
     def shortlist(
-        self, texts: Sequence[str] | str, k: int = 100, *, mode: ShortlistMode = "auto"
+        self,
+        texts: Sequence[str] | str,
+        k: int = 100,
+        *,
+        mode: ShortlistMode = "auto",
+        expander: KeywordExpander | None = None,
     ) -> list[str]:
         """The ``k`` keywords most similar to ``texts``, best first.
 
         Exact members among ``texts`` come first, then by similarity; keywords
         with no similarity at all are never returned. ``mode``: ``"lexical"``
         (TF-IDF), ``"semantic"`` (embedding cosine), ``"fused"`` (reciprocal-rank
-        fusion of both) or ``"auto"`` (fused when an embedder is attached).
+        fusion of both), ``"expanded"`` (the fused rankings plus ``expander``'s;
+        ``texts`` then start with the theme's title) or ``"auto"`` (expanded when
+        an expander is given, else fused when an embedder is attached, else
+        lexical). When the expander fails, the shortlist is the one without it
+        and the open trace stage records why (``expansion_error``).
         """
         if isinstance(texts, str):
             texts = [texts]
         if mode == "auto":
-            mode = "fused" if self._embedder is not None else "lexical"
-        memo_key = (tuple(texts), k, mode)
+            if expander is not None:
+                mode = "expanded"
+            else:
+                mode = "fused" if self._embedder is not None else "lexical"
+        if mode == "expanded" and expander is None:
+            raise ConfigurationError('shortlist(mode="expanded") needs an expander')
+        with_expander = expander if mode == "expanded" else None
+        memo_key = (
+            tuple(texts),
+            k,
+            mode,
+            with_expander.fingerprint if with_expander is not None else None,
+        )
         with self._lock:
             hit = self._memo.get(memo_key)
             if hit is not None:
@@ -196,7 +220,15 @@ class KeywordTaxonomy:
         if mode == "lexical":
             result = self._shortlist(texts, k)
         else:
-            result = self._semantic_shortlist(texts, k, fused=mode == "fused")
+            try:
+                result = self._semantic_shortlist(
+                    texts, k, fused=mode != "semantic", expander=with_expander
+                )
+            except _ExpansionFailed:
+                # degrade to the shortlist without the expander; not memoised: a later call retries
+                if self._embedder is None:
+                    return self._shortlist(texts, k)
+                return self._semantic_shortlist(texts, k, fused=True)
         with self._lock:
             self._memo[memo_key] = tuple(result)
             if len(self._memo) > self.memo_size:
@@ -277,7 +309,14 @@ class KeywordTaxonomy:
         sims: np.ndarray = (self.keyword_vectors() @ q.T).max(axis=1)
         return sims
 
-    def _semantic_shortlist(self, texts: Sequence[str], k: int, *, fused: bool) -> list[str]:
+    def _semantic_shortlist(
+        self,
+        texts: Sequence[str],
+        k: int,
+        *,
+        fused: bool,
+        expander: KeywordExpander | None = None,
+    ) -> list[str]:
         exact: list[str] = []
         for t in texts:
             c = self.canonical(t)
@@ -287,10 +326,17 @@ class KeywordTaxonomy:
         queries = [*texts, " ".join(texts)] if len(texts) > 1 else list(texts)
         sem = self.semantic_similarity(queries)
         depth = min(len(self._keywords), max(2 * k, 200))
-        sem_top = np.argsort(-sem, kind="stable")[:depth]
         scores: dict[int, float] = {}
-        for rank, i in enumerate(sem_top):
-            scores[int(i)] = 1.0 / (RRF_K + rank + 1)
+        if self._embedder is not None:
+            sem_top = np.argsort(-sem, kind="stable")[:depth]
+            for rank, i in enumerate(sem_top):
+                scores[int(i)] = 1.0 / (RRF_K + rank + 1)
+        if expander is not None:
+            prior = self._expansion(expander, texts)
+            # keywords sharing a first token tie in the prior: cosine breaks the tie
+            order = np.lexsort((-sem, -prior))[:depth]
+            for rank, i in enumerate(order[np.isfinite(prior[order])]):
+                scores[int(i)] = scores.get(int(i), 0.0) + 1.0 / (RRF_K + rank + 1)
         if fused:
             # The lexical side of the fusion is word matches only: character n-grams
             # ("film" ~ "formula") are the lexical mode's typo tolerance, and the
@@ -303,6 +349,28 @@ class KeywordTaxonomy:
         ordered = sorted(scores, key=lambda i: -scores[i])
         rest = [self._keywords[i] for i in ordered if self._keywords[i] not in exact]
         return (exact + rest)[:k]
+
+    def _expansion(self, expander: KeywordExpander, texts: Sequence[str]) -> np.ndarray:
+        """The expander's scores, validated; failures become :class:`_ExpansionFailed`."""
+        from .tracing import annotate, event
+
+        try:
+            prior = np.asarray(expander.scores(texts, self), dtype=np.float64)
+            if prior.shape != (len(self._keywords),) or np.isnan(prior).any():
+                raise ValueError(
+                    f"expected {len(self._keywords)} scores without NaN, got shape {prior.shape}"
+                )
+        except Exception as exc:
+            message = f"keyword expansion failed, fused shortlist used: {type(exc).__name__}: {exc}"
+            annotate(expansion_error=message[:300])
+            event("expansion_failed", message[:500])
+            raise _ExpansionFailed(message) from exc
+        annotate(expansion=expander.fingerprint[:120])
+        return prior
+
+
+class _ExpansionFailed(Exception):
+    """The expander raised or returned garbage; the caller degrades to the fused shortlist."""
 
 
 def _bad_edge(word: str) -> bool:

@@ -12,16 +12,23 @@ model choose all ``n``; ``compact`` (in-process models) lists 16 and lets it
 choose up to 3, then fills to ``n`` from the top of the shortlist, so the
 prompt and output stay a few dozen tokens and the shared prompt prefix is
 reused by llama.cpp across placements.
+
+Expansion (``expander="auto"``, the default): with a local llama.cpp model, the
+shortlist is the taxonomy's ``"expanded"`` one, which fuses what the model
+expects on a shopping list for the theme with the embedding and word rankings
+(:mod:`storefront_sdk.keyword_expansion`; one prompt evaluation per theme,
+cached in ``cache``). Other models, or ``expander=None``, keep the fused shortlist.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..exceptions import OutputValidationError
 from ..interfaces import KeywordGenerator
+from ..keyword_expansion import KeywordExpander, LLMKeywordExpander
 from ..llm.base import LLM, ChatMessage, MultiChoice
 from ..llm.cached import CachingLLM, LazyMessages, cache_identity
 from ..taxonomy import KeywordTaxonomy
@@ -71,6 +78,9 @@ class LLMKeywordGenerator(KeywordGenerator):
     ``compact`` for in-process models); explicit ``shortlist_size``,
     ``prompt_version``, ``max_model_keywords``, ``fill``, ``few_shot`` and
     ``exact_shortcut`` override it (``exact_shortcut=0`` disables the shortcut).
+    ``expander``: ``"auto"`` (an :class:`~storefront_sdk.keyword_expansion.LLMKeywordExpander`
+    on ``llm`` when it is a local llama.cpp model, else none), a
+    :class:`~storefront_sdk.keyword_expansion.KeywordExpander`, or None.
     """
 
     def __init__(
@@ -86,8 +96,12 @@ class LLMKeywordGenerator(KeywordGenerator):
         exact_shortcut: int | None = None,
         few_shot: bool | None = None,
         temperature: float | None = None,
+        expander: KeywordExpander | Literal["auto"] | None = "auto",
     ) -> None:
         self.llm = CachingLLM.wrap(llm, cache, stage="keywords")
+        self.expander: KeywordExpander | None = (
+            LLMKeywordExpander.for_llm(llm, cache=cache) if expander == "auto" else expander
+        )
         self.cache = cache
         self.profile = resolve_profile(profile, llm)
         self.budget = budget = KEYWORD_BUDGETS[self.profile]
@@ -108,7 +122,9 @@ class LLMKeywordGenerator(KeywordGenerator):
 
     def shortlist(self, theme: Theme, taxonomy: KeywordTaxonomy) -> list[str]:
         """The candidates the model may choose from, best first."""
-        return taxonomy.shortlist([theme.title, *theme.concepts], k=self.shortlist_size)
+        return taxonomy.shortlist(
+            [theme.title, *theme.concepts], k=self.shortlist_size, expander=self.expander
+        )
 
     def messages(self, theme: Theme, shortlist: list[str], n: int) -> list[ChatMessage]:
         """The chat messages for choosing ``n`` of ``shortlist`` (the theme is fenced data)."""
