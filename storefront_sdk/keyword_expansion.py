@@ -171,13 +171,11 @@ class LLMKeywordExpander(KeywordExpander):
         """Log-softmax of the next-token logits after the list prompt for ``theme``."""
         import llama_cpp
 
-        from .llm.outlines import _context_lock
-
         llama = self._llama()
         tokens = self._prompt_tokens(llama, theme)
         if len(tokens) >= llama.n_ctx():
             raise ComponentError(f"expansion prompt of {len(tokens)} tokens exceeds the context")
-        with _context_lock(self.llm.outlines_model):  # type: ignore[attr-defined]
+        with self.llm.context_lock():  # type: ignore[attr-defined]
             # Llama.eval keeps input_ids/n_tokens consistent with the KV cache, so the next
             # generation on this context reuses (or trims) this prefix correctly.
             llama.reset()

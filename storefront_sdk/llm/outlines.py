@@ -268,6 +268,12 @@ class OutlinesLLM(LLM):
                 self._model = self._load_model()
             return self._model
 
+    def context_lock(self) -> threading.Lock:
+        """The lock held while the inference context runs (loads the model if needed): code
+        that drives the context directly (e.g. keyword expansion's prompt evaluation) holds
+        it, so it never interleaves with a generation."""
+        return _context_lock(self.outlines_model)
+
     @property
     def backend(self) -> ConstraintBackend:
         """The constraint backend in use (resolving ``backend=None`` loads and probes)."""
