@@ -13,9 +13,9 @@ stored on disk and memory-mapped) and fuses the two rankings by reciprocal-rank
 fusion: ``score(kw) = w/(60 + rank_word) + 1/(60 + rank_semantic)``, where
 ``rank_word`` ranks the keywords sharing a word with the texts by word TF-IDF
 (a keyword absent from a list gets nothing from it). With a keyword expander
-(``shortlist(..., expander=...)``, :mod:`storefront_sdk.keyword_expansion`), a
-third ranking joins the fusion: what a language model expects on a shopping
-list for the theme (``mode="expanded"``). See docs/semantic.md.
+(``shortlist(..., expander=...)``, :mod:`storefront_sdk.keyword_expansion`), its
+rankings join the fusion, one RRF term each: what language models expect on a
+shopping list for the theme (``mode="expanded"``). See docs/semantic.md.
 """
 
 from __future__ import annotations
@@ -332,11 +332,11 @@ class KeywordTaxonomy:
             for rank, i in enumerate(sem_top):
                 scores[int(i)] = 1.0 / (RRF_K + rank + 1)
         if expander is not None:
-            prior = self._expansion(expander, texts)
-            # keywords sharing a first token tie in the prior: cosine breaks the tie
-            order = np.lexsort((-sem, -prior))[:depth]
-            for rank, i in enumerate(order[np.isfinite(prior[order])]):
-                scores[int(i)] = scores.get(int(i), 0.0) + 1.0 / (RRF_K + rank + 1)
+            for prior in self._expansion(expander, texts):
+                # keywords sharing a first token tie in a prior: cosine breaks the tie
+                order = np.lexsort((-sem, -prior))[:depth]
+                for rank, i in enumerate(order[np.isfinite(prior[order])]):
+                    scores[int(i)] = scores.get(int(i), 0.0) + 1.0 / (RRF_K + rank + 1)
         if fused:
             # The lexical side of the fusion is word matches only: character n-grams
             # ("film" ~ "formula") are the lexical mode's typo tolerance, and the
@@ -350,23 +350,27 @@ class KeywordTaxonomy:
         rest = [self._keywords[i] for i in ordered if self._keywords[i] not in exact]
         return (exact + rest)[:k]
 
-    def _expansion(self, expander: KeywordExpander, texts: Sequence[str]) -> np.ndarray:
-        """The expander's scores, validated; failures become :class:`_ExpansionFailed`."""
+    def _expansion(self, expander: KeywordExpander, texts: Sequence[str]) -> list[np.ndarray]:
+        """The expander's rankings, validated; failures become :class:`_ExpansionFailed`."""
         from .tracing import annotate, event
 
         try:
-            prior = np.asarray(expander.scores(texts, self), dtype=np.float64)
-            if prior.shape != (len(self._keywords),) or np.isnan(prior).any():
-                raise ValueError(
-                    f"expected {len(self._keywords)} scores without NaN, got shape {prior.shape}"
-                )
+            priors = [np.asarray(r, dtype=np.float64) for r in expander.rankings(texts, self)]
+            if not priors:
+                raise ValueError("the expander returned no ranking")
+            for prior in priors:
+                if prior.shape != (len(self._keywords),) or np.isnan(prior).any():
+                    raise ValueError(
+                        f"expected {len(self._keywords)} scores without NaN, "
+                        f"got shape {prior.shape}"
+                    )
         except Exception as exc:
             message = f"keyword expansion failed, fused shortlist used: {type(exc).__name__}: {exc}"
             annotate(expansion_error=message[:300])
             event("expansion_failed", message[:500])
             raise _ExpansionFailed(message) from exc
-        annotate(expansion=expander.fingerprint[:120])
-        return prior
+        annotate(expansion=expander.fingerprint[:240])
+        return priors
 
 
 class _ExpansionFailed(Exception):

@@ -36,3 +36,17 @@ def demo_catalog():  # type: ignore[no-untyped-def]
     from storefront_sdk import Catalog
 
     return Catalog.demo()
+
+
+@pytest.fixture(scope="session")
+def semantic_demo_taxonomy(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The demo catalog's taxonomy with the default embedder (vectors in a temp store)."""
+    from storefront_sdk import Catalog
+    from storefront_sdk.embeddings import EmbeddingStore, default_embedder
+    from storefront_sdk.taxonomy import KeywordTaxonomy
+
+    embedder = default_embedder()
+    if embedder is None:
+        pytest.skip("embed extra not installed")
+    store = EmbeddingStore(tmp_path_factory.mktemp("emb"))
+    return KeywordTaxonomy.from_catalog(Catalog.demo()).use_embedder(embedder, store=store)

@@ -137,14 +137,8 @@ def llm() -> LocalLLM:
 
 
 @pytest.fixture(scope="module")
-def tax(tmp_path_factory: pytest.TempPathFactory) -> KeywordTaxonomy:
-    from storefront_sdk.embeddings import EmbeddingStore, default_embedder
-
-    embedder = default_embedder()
-    if embedder is None:
-        pytest.skip("embed extra not installed")
-    store = EmbeddingStore(tmp_path_factory.mktemp("emb"))
-    return KeywordTaxonomy.from_catalog(Catalog.demo()).use_embedder(embedder, store=store)
+def tax(semantic_demo_taxonomy: KeywordTaxonomy) -> KeywordTaxonomy:
+    return semantic_demo_taxonomy
 
 
 @pytest.mark.slow
@@ -197,8 +191,8 @@ def test_scores_are_cached_and_generation_still_works_after(
     again._next_logprobs = no_model  # type: ignore[method-assign]
     assert np.array_equal(again.scores(texts, tax), first)
     # the keyword generator on the same model context: expansion, then a constrained choice
-    gen = LLMKeywordGenerator(llm, cache=cache, exact_shortcut=0)
-    assert isinstance(gen.expander, LLMKeywordExpander)
+    chat = LLMKeywordExpander(llm, cache=cache)
+    gen = LLMKeywordGenerator(llm, cache=cache, expander=chat, exact_shortcut=0)
     theme = Theme(title="Weekend brunch", concepts=["pancakes", "eggs benedict"])
     trace = Trace()
     with stage(trace, "keywords") as rec:

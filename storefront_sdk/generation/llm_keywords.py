@@ -17,7 +17,9 @@ Expansion (``expander="auto"``, the default): with a local llama.cpp model, the
 shortlist is the taxonomy's ``"expanded"`` one, which fuses what the model
 expects on a shopping list for the theme with the embedding and word rankings
 (:mod:`storefront_sdk.keyword_expansion`; one prompt evaluation per theme,
-cached in ``cache``). Other models, or ``expander=None``, keep the fused shortlist.
+cached in ``cache``), joined, when the ``expand`` extra is installed, by the list a
+small base model writes for the theme (:mod:`storefront_sdk.list_expansion`). Other
+models, or ``expander=None``, keep the fused shortlist.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..exceptions import OutputValidationError
 from ..interfaces import KeywordGenerator
-from ..keyword_expansion import KeywordExpander, LLMKeywordExpander
+from ..keyword_expansion import KeywordExpander, default_expander
 from ..llm.base import LLM, ChatMessage, MultiChoice
 from ..llm.cached import CachingLLM, LazyMessages, cache_identity
 from ..taxonomy import KeywordTaxonomy
@@ -78,8 +80,9 @@ class LLMKeywordGenerator(KeywordGenerator):
     ``compact`` for in-process models); explicit ``shortlist_size``,
     ``prompt_version``, ``max_model_keywords``, ``fill``, ``few_shot`` and
     ``exact_shortcut`` override it (``exact_shortcut=0`` disables the shortcut).
-    ``expander``: ``"auto"`` (an :class:`~storefront_sdk.keyword_expansion.LLMKeywordExpander`
-    on ``llm`` when it is a local llama.cpp model, else none), a
+    ``expander``: ``"auto"`` (:func:`~storefront_sdk.keyword_expansion.default_expander`:
+    for a local llama.cpp model, its prior joined by the list expander when the ``expand``
+    extra is installed; else none), a
     :class:`~storefront_sdk.keyword_expansion.KeywordExpander`, or None.
     """
 
@@ -100,7 +103,7 @@ class LLMKeywordGenerator(KeywordGenerator):
     ) -> None:
         self.llm = CachingLLM.wrap(llm, cache, stage="keywords")
         self.expander: KeywordExpander | None = (
-            LLMKeywordExpander.for_llm(llm, cache=cache) if expander == "auto" else expander
+            default_expander(llm, cache=cache) if expander == "auto" else expander
         )
         self.cache = cache
         self.profile = resolve_profile(profile, llm)

@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,13 @@ import numpy as np
 from ..exceptions import ConfigurationError
 from .adapter import _gguf, file_sha256, read_adapter
 
-__all__ = ["MERGE_FORMAT", "default_models_dir", "merge_lora", "merged_model"]
+__all__ = [
+    "MERGE_FORMAT",
+    "cached_model_file",
+    "default_models_dir",
+    "merge_lora",
+    "merged_model",
+]
 
 MERGE_FORMAT = 1
 """Bumped when the merge arithmetic or layout changes: old cached files are not reused."""
@@ -185,28 +192,50 @@ def merged_model(
         ).encode()
     ).hexdigest()[:20]
     name = f"{adapter_p.stem}-merged-{qtype.lower()}-{key}.gguf"
+
+    def write(path: Path) -> None:
+        merge_lora(base_p, adapter_p, path, scale=scale, qtype=qtype)
+        meta = {
+            "size": path.stat().st_size,
+            "base": str(base_p.resolve()),
+            "adapter": str(adapter_p.resolve()),
+        }
+        path.with_suffix(".json").write_text(json.dumps(meta), encoding="utf-8")
+        _drop_superseded(path.parent, keep=path, meta=meta)
+
+    return cached_model_file(
+        name,
+        models_dir,
+        intact=_intact,
+        write=write,
+        what=f"the merged model for LoRA adapter {adapter_p}",
+    )
+
+
+def cached_model_file(
+    name: str,
+    models_dir: str | Path | None,
+    *,
+    intact: Callable[[Path], bool],
+    write: Callable[[Path], None],
+    what: str,
+) -> Path:
+    """``<models dir>/<name>`` when ``intact``, else made there by ``write``; when that
+    directory is not writable, the same in the system's temporary directory.
+    :class:`ConfigurationError` if neither place can hold it."""
     dirs = [Path(models_dir) if models_dir is not None else default_models_dir()]
     dirs.append(Path(tempfile.gettempdir()) / "storefront_sdk-models")
     errors: list[str] = []
     for folder in dirs:
         path = folder / name
-        if _intact(path):
+        if intact(path):
             return path
         try:
-            merge_lora(base_p, adapter_p, path, scale=scale, qtype=qtype)
-            meta = {
-                "size": path.stat().st_size,
-                "base": str(base_p.resolve()),
-                "adapter": str(adapter_p.resolve()),
-            }
-            path.with_suffix(".json").write_text(json.dumps(meta), encoding="utf-8")
-            _drop_superseded(folder, keep=path, meta=meta)
+            write(path)
             return path
         except OSError as exc:
             errors.append(f"{folder}: {type(exc).__name__}: {exc}")
-    raise ConfigurationError(
-        f"cannot write the merged model for LoRA adapter {adapter_p}: " + "; ".join(errors)
-    )
+    raise ConfigurationError(f"cannot write {what}: " + "; ".join(errors))
 
 
 def _drop_superseded(folder: Path, *, keep: Path, meta: dict[str, Any]) -> None:
