@@ -4,8 +4,10 @@ Run: ``python benchmarks/bench_local_build.py [--users demo-1,demo-2] [--instaca
 ``[--profile compact|rich]``
 
 Every build is cold (``cache=None``); the model is loaded and warmed once first.
-``--no-expander`` turns off the keyword expansion (the shortlist without the
-model's prior, as before it). ``--profile rich`` runs the generators with the
+``--expander auto|chat|none``: the keyword expansion (``auto``, the default: the
+list expander and the chat model's prior when the ``expand`` extra is installed;
+``chat``: the chat model's prior alone; ``none`` or ``--no-expander``: the fused
+shortlist without expansion). ``--profile rich`` runs the generators with the
 HTTP-model defaults (the named baseline); ``compact`` (the default for local
 models) is what ``Storefront`` wires for ``LocalLLM``. Prints per-build lines
 and median/p95 of the wall time.
@@ -24,6 +26,7 @@ from storefront_sdk import Catalog, Storefront
 from storefront_sdk.demo import demo_users
 from storefront_sdk.generation.llm_keywords import LLMKeywordGenerator
 from storefront_sdk.generation.llm_themes import LLMThemeGenerator, Profile
+from storefront_sdk.keyword_expansion import LLMKeywordExpander
 from storefront_sdk.llm.outlines import LocalLLM
 from storefront_sdk.types import UserContext
 
@@ -32,7 +35,7 @@ DATA = Path(
     or Path(__file__).resolve().parents[2] / "shared" / "data" / "instacart"
 )
 THEME_EXAMPLES = True
-EXPANDER = True
+EXPANDER = "auto"
 
 
 def _p95(xs: list[float]) -> float:
@@ -44,13 +47,18 @@ def run(
     catalog: Catalog, users: list[UserContext], llm: LocalLLM, profile: Profile | None
 ) -> list[float]:
     kwargs: dict[str, Any] = {}
-    if profile is not None or not THEME_EXAMPLES or not EXPANDER:
+    if profile is not None or not THEME_EXAMPLES or EXPANDER != "auto":
+        expander: Any = "auto"
+        if EXPANDER == "none":
+            expander = None
+        elif EXPANDER == "chat":
+            expander = LLMKeywordExpander.for_llm(llm)
         kwargs = {
             "theme_generator": LLMThemeGenerator(
                 llm, catalog, cache=None, profile=profile or "auto", few_shot=THEME_EXAMPLES
             ),
             "keyword_generator": LLMKeywordGenerator(
-                llm, cache=None, profile=profile or "auto", expander="auto" if EXPANDER else None
+                llm, cache=None, profile=profile or "auto", expander=expander
             ),
         }
     sf = Storefront(catalog, llm=llm, cache=None, **kwargs)
@@ -105,6 +113,7 @@ def main() -> None:
     ap.add_argument(
         "--no-expander", action="store_true", help="keyword shortlists without the LLM's prior"
     )
+    ap.add_argument("--expander", choices=("auto", "chat", "none"), default="auto")
     ap.add_argument(
         "--reuse-prefix",
         action="store_true",
@@ -113,7 +122,7 @@ def main() -> None:
     args = ap.parse_args()
     global THEME_EXAMPLES, EXPANDER
     THEME_EXAMPLES = not args.no_theme_examples
-    EXPANDER = not args.no_expander
+    EXPANDER = "none" if args.no_expander else args.expander
     llm = LocalLLM.default()
     if args.reuse_prefix:
         llm.llama.reset = lambda: None  # llama.cpp then reuses the longest common prefix

@@ -1,5 +1,7 @@
 """Keyword shortlist quality and cost: lexical (TF-IDF) vs semantic (MiniLM) vs fused (RRF)
-vs expanded (fused + the local LLM's shopping-list prior, :mod:`storefront_sdk.keyword_expansion`).
+vs expanded: fused + the local chat model's shopping-list prior (``+chat``,
+:mod:`storefront_sdk.keyword_expansion`), + the list a base model writes (``+list``,
+:mod:`storefront_sdk.list_expansion`), or both (``+list+chat``, the default with a local model).
 
 On the labelled grocery themes in ``tests/data/shortlist_themes.txt`` (written
 against the demo catalog's taxonomy), prints recall@16 and recall@100 of each
@@ -22,7 +24,8 @@ from pathlib import Path
 
 from storefront_sdk import Catalog
 from storefront_sdk.embeddings import EmbeddingStore, LocalEmbedder
-from storefront_sdk.keyword_expansion import KeywordExpander, LLMKeywordExpander
+from storefront_sdk.keyword_expansion import CombinedExpander, KeywordExpander, LLMKeywordExpander
+from storefront_sdk.list_expansion import ListKeywordExpander
 from storefront_sdk.llm.outlines import LocalLLM
 from storefront_sdk.taxonomy import KeywordTaxonomy
 
@@ -139,49 +142,59 @@ def main() -> None:
 
     llm: LocalLLM | None = None
     expander: LLMKeywordExpander | None = None
+    modes: list[tuple[str, str, KeywordExpander | None]] = [
+        ("lexical", "lexical", None),
+        ("semantic", "semantic", None),
+        ("fused", "fused", None),
+    ]
     if LocalLLM.available():
         t0 = time.perf_counter()
         llm = LocalLLM.base() if args.llm == "base" else LocalLLM.default()
         llm.warm_up()
         expander = LLMKeywordExpander(llm)
-        print(f"expander: {expander.fingerprint} (model load {time.perf_counter() - t0:.1f} s)")
+        print(f"chat prior: {expander.fingerprint} (model load {time.perf_counter() - t0:.1f} s)")
+        modes.append(("+chat", "expanded", expander))
     else:
-        print("expanded: skipped, the local model is not installed")
-    modes: list[tuple[str, KeywordExpander | None]] = [
-        ("lexical", None),
-        ("semantic", None),
-        ("fused", None),
-    ]
-    if expander is not None:
-        modes.append(("expanded", expander))
+        print("expanded (chat prior): skipped, the local model is not installed")
+    if ListKeywordExpander.available():
+        t0 = time.perf_counter()
+        lister = ListKeywordExpander.default()
+        lister.warm_up()
+        print(f"list expander: {lister.fingerprint} (join + load {time.perf_counter() - t0:.1f} s)")
+        modes.append(("+list", "expanded", lister))
+        if expander is not None and llm is not None:  # fresh instances: nothing memoised yet
+            both = CombinedExpander([ListKeywordExpander.default(), LLMKeywordExpander(llm)])
+            modes.append(("+list+chat", "expanded", both))
+    else:
+        print("expanded (list): skipped, the expand extra is not installed")
     a, b = halves(themes)
     print(
-        f"{'mode':10s} {'recall@16':>10s} {'recall@100':>11s}   "
+        f"{'shortlist':10s} {'recall@16':>10s} {'recall@100':>11s}   "
         f"{'A@16':>6s} {'A@100':>6s} {'B@16':>6s} {'B@100':>6s}  (A: occasions+diets, B: rest)"
     )
     lat: dict[str, list[float]] = {}
-    for mode, ex in modes:
+    for label, mode, ex in modes:
         if ex is not None:  # first call per theme: the model runs (nothing cached yet)
-            lat[mode] = []
+            lat[label] = []
             for _, title, concepts, _ in themes:
                 t0 = time.perf_counter()
                 tax.shortlist([title, *concepts], k=100, mode=mode, expander=ex)  # type: ignore[arg-type]
-                lat[mode].append((time.perf_counter() - t0) * 1000)
+                lat[label].append((time.perf_counter() - t0) * 1000)
         figures = [recall(tax, h, k, mode, ex) for h in (themes, a, b) for k in (16, 100)]
         print(
-            f"{mode:10s} {figures[0]:10.3f} {figures[1]:11.3f}   "
+            f"{label:10s} {figures[0]:10.3f} {figures[1]:11.3f}   "
             + " ".join(f"{x:6.3f}" for x in figures[2:])
         )
     kinds = sorted({t[0] for t in themes})
-    last = modes[-1]
+    last = (modes[-1][0], modes[-1][1:])
     for kind in kinds:
         sub = [t for t in themes if t[0] == kind]
         print(
             f"  {kind:10s} n={len(sub):3d} lexical@16 {recall(tax, sub, 16, 'lexical'):.3f} "
             f"fused@16 {recall(tax, sub, 16, 'fused'):.3f} "
             f"fused@100 {recall(tax, sub, 100, 'fused'):.3f} "
-            f"{last[0]}@16 {recall(tax, sub, 16, *last):.3f} "
-            f"{last[0]}@100 {recall(tax, sub, 100, *last):.3f}"
+            f"{last[0]}@16 {recall(tax, sub, 16, *last[1]):.3f} "
+            f"{last[0]}@100 {recall(tax, sub, 100, *last[1]):.3f}"
         )
 
     # per-theme latency, cold (concepts not yet embedded) and memoised
