@@ -88,6 +88,9 @@ class KeywordExpander(ABC):
         """One or more score vectors, each fused as its own ranking (default: :meth:`scores`)."""
         return [self.scores(texts, taxonomy)]
 
+    def warm_up(self) -> None:  # noqa: B027 (optional hook: most expanders load nothing)
+        """Load what the first theme would load (default: nothing)."""
+
 
 class CombinedExpander(KeywordExpander):
     """Several expanders' rankings fused together (each ranking gets an equal RRF weight).
@@ -111,6 +114,17 @@ class CombinedExpander(KeywordExpander):
 
     def scores(self, texts: Sequence[str], taxonomy: KeywordTaxonomy) -> np.ndarray:
         return self.rankings(texts, taxonomy)[0]
+
+    def warm_up(self) -> None:
+        """Warm every member; raises only when none can be warmed (as :meth:`rankings`)."""
+        errors: list[ComponentError] = []
+        for ex in self.expanders:
+            try:
+                ex.warm_up()
+            except ComponentError as exc:
+                errors.append(exc)
+        if len(errors) == len(self.expanders):
+            raise errors[0]
 
     def rankings(self, texts: Sequence[str], taxonomy: KeywordTaxonomy) -> list[np.ndarray]:
         from .tracing import event

@@ -151,6 +151,25 @@ def test_a_missing_model_degrades_the_shortlist(tmp_path: Path) -> None:
     assert "cannot load the list model" in rec.details["expansion_error"]
 
 
+def test_generator_warm_up_loads_the_expanders_and_tolerates_a_missing_model(
+    tmp_path: Path,
+) -> None:
+    class Counting(Fixed):
+        warmed = 0
+
+        def warm_up(self) -> None:
+            self.warmed += 1
+
+    counting = Counting(["tea"], "counting")
+    broken = ListKeywordExpander(model_path=tmp_path / "missing.gguf")
+    gen = LLMKeywordGenerator(MockLLM(), expander=CombinedExpander([broken, counting]))
+    gen.warm_up()  # the broken member raises ComponentError; the others are still warmed
+    assert counting.warmed == 1
+    with pytest.raises(ComponentError, match="cannot load the list model"):
+        CombinedExpander([broken]).warm_up()
+    LLMKeywordGenerator(MockLLM(), expander=broken).warm_up()  # the page degrades later
+
+
 def test_join_checks_the_digest_and_leaves_nothing_half_written(tmp_path: Path) -> None:
     parts = []
     for i, data in enumerate([b"GGUF" + b"a" * 1000, b"b" * 5000]):

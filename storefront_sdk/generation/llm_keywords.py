@@ -25,10 +25,11 @@ models, or ``expander=None``, keep the fused shortlist.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..exceptions import OutputValidationError
+from ..exceptions import ComponentError, OutputValidationError
 from ..interfaces import KeywordGenerator
 from ..keyword_expansion import KeywordExpander, default_expander
 from ..llm.base import LLM, ChatMessage, MultiChoice
@@ -122,6 +123,10 @@ class LLMKeywordGenerator(KeywordGenerator):
 
     def warm_up(self) -> None:
         self.llm.warm_up()
+        if self.expander is not None:
+            # a model that cannot load degrades the expansion on use, and the trace says why
+            with contextlib.suppress(ComponentError):
+                self.expander.warm_up()
 
     def shortlist(self, theme: Theme, taxonomy: KeywordTaxonomy) -> list[str]:
         """The candidates the model may choose from, best first."""
