@@ -248,8 +248,8 @@ class ListKeywordExpander(_CachingExpander):
         except OSError:
             return self.model_id
 
-    @property
-    def fingerprint(self) -> str:
+    @functools.cached_property
+    def fingerprint(self) -> str:  # part of every shortlist memo key: computed once
         prompt = hashlib.sha256(
             json.dumps([self.examples, self.template, self.generic]).encode()
         ).hexdigest()[:12]
