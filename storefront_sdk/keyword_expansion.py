@@ -157,9 +157,8 @@ def default_expander(
 
     if not ListKeywordExpander.available():
         return prior
-    if cache is None and prior.cache is not None:
-        cache = prior.cache
-    return CombinedExpander([ListKeywordExpander.default(cache=cache), prior])
+    # prior.cache: the given cache, else the one of a CachingLLM-wrapped model
+    return CombinedExpander([ListKeywordExpander.default(cache=prior.cache), prior])
 
 
 WordTable = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -279,10 +278,12 @@ class _CachingExpander(KeywordExpander):
         for scores in rankings:
             top = np.flatnonzero(np.isfinite(scores))
             parts.append({"i": top.tolist(), "s": scores[top].tolist()})
-        try:
+        try:  # the cache reports (and traces) its own write failures
             self.cache.set(key, parts[0] if len(parts) == 1 else {"r": parts})
-        except Exception:
-            return
+        except ConfigurationError as exc:  # a value it cannot encode
+            from .tracing import event
+
+            event("cache_refused", f"expansion not cached: {exc}"[:300])
 
     def scores(self, texts: Sequence[str], taxonomy: KeywordTaxonomy) -> np.ndarray:
         return self.rankings(texts, taxonomy)[0]

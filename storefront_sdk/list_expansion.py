@@ -212,6 +212,7 @@ class ListKeywordExpander(_CachingExpander):
         self.generic_weight = float(generic_weight)
         self.max_new_tokens = int(max_new_tokens)
         self.n_threads = n_threads or max(1, min(2, os.cpu_count() or 1))
+        self._path: Path | None = None  # the model file, once found
         self._tables: dict[str, WordTable] = {}
         self._generic_lp: np.ndarray | None = None
 
@@ -264,11 +265,15 @@ class ListKeywordExpander(_CachingExpander):
 
     # -- the model side ----------------------------------------------------------------
     def _model(self) -> tuple[Any, threading.Lock]:
+        """The loaded model; its file is found (and the packaged one joined) once per
+        expander, not on every theme."""
         try:
-            path = self.model_path if self.model_path is not None else packaged_model_path()
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"no model file at {path}")
-            return _shared_model(str(path), self.n_threads, 1024)
+            if self._path is None:
+                path = self.model_path if self.model_path is not None else packaged_model_path()
+                if not path.is_file():
+                    raise FileNotFoundError(f"no model file at {path}")
+                self._path = path
+            return _shared_model(str(self._path), self.n_threads, 1024)
         except Exception as exc:
             raise ComponentError(f"{self.model_id}: cannot load the list model: {exc}") from exc
 

@@ -18,6 +18,7 @@ from storefront_sdk.keyword_expansion import (
     CombinedExpander,
     KeywordExpander,
     LLMKeywordExpander,
+    _CachingExpander,
     default_expander,
     keyword_scores,
     word_table,
@@ -168,6 +169,39 @@ def test_generator_warm_up_loads_the_expanders_and_tolerates_a_missing_model(
     with pytest.raises(ComponentError, match="cannot load the list model"):
         CombinedExpander([broken]).warm_up()
     LLMKeywordGenerator(MockLLM(), expander=broken).warm_up()  # the page degrades later
+
+
+def test_rankings_too_large_for_the_cache_are_used_and_the_failed_write_traced(
+    tmp_path: Path,
+) -> None:
+    class Counting(_CachingExpander):
+        computed = 0
+
+        @property
+        def fingerprint(self) -> str:
+            return "counting"
+
+        def _compute(self, theme: str, taxonomy: KeywordTaxonomy) -> list[np.ndarray]:
+            self.computed += 1
+            return [np.arange(len(taxonomy), dtype=float)] * 2
+
+    tax = KeywordTaxonomy(KEYWORDS)
+    tiny = GenerationCache(tmp_path / "cache", max_value_bytes=64)
+    ex = Counting(cache=tiny, memo_size=8)
+    trace = Trace()
+    with stage(trace, "keywords"):
+        got = ex.rankings(["Tea time"], tax)
+    assert len(got) == 2 and got[0][-1] == len(KEYWORDS) - 1
+    assert [e.kind for e in trace.events] == ["cache_error"]  # reported by the cache itself
+    assert "over max_value_bytes" in trace.events[0].message
+    assert Counting(cache=tiny, memo_size=8).rankings(["Tea time"], tax)  # a miss: computed again
+    roomy = GenerationCache(tmp_path / "roomy")
+    Counting(cache=roomy, memo_size=8).rankings(["Tea time"], tax)
+    again = Counting(cache=roomy, memo_size=8)
+    assert all(
+        np.array_equal(a, b) for a, b in zip(again.rankings(["Tea time"], tax), got, strict=True)
+    )
+    assert again.computed == 0  # read back from the cache, both rankings
 
 
 def test_join_checks_the_digest_and_leaves_nothing_half_written(tmp_path: Path) -> None:
